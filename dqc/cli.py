@@ -1,0 +1,150 @@
+"""The ``dqc`` command line: argument parsing only; the work lives in the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from dqc.checkpoint import CheckpointError
+from dqc.datasets import NODE_DATASETS, DatasetError
+from dqc.models import ARCHS
+from dqc.schemes import SCHEMES
+
+FROM_CONFIG = "from dqc/defaults.toml"
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _add_data_root(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-root",
+        metavar="DIR",
+        help="dataset folder in PyG's raw layout (default: $DQC_DATA_ROOT, else "
+        "~/.cache/dqc/data with download)",
+    )
+
+
+def _train(args: argparse.Namespace) -> None:
+    from dqc.checkpoint import save_checkpoint
+    from dqc.training import train_model
+
+    trained = train_model(
+        args.dataset,
+        args.arch,
+        args.scheme,
+        seed=args.seed,
+        data_root=args.data_root,
+        progress=not args.quiet,
+        epochs=args.epochs,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        p_min=args.p_min,
+        p_max=args.p_max,
+        hidden_channels=args.hidden_channels,
+        dropout=args.dropout,
+    )
+    m = trained.metrics
+    save_checkpoint(
+        args.output, trained.model, trained.config, args.dataset, trained.training, m
+    )
+    print(
+        f"{args.dataset} {args.arch} {args.scheme} (seed {args.seed}): best epoch "
+        f"{m['best_epoch']}, validation accuracy {m['val_acc']:.1f} %, "
+        f"test accuracy {m['test_acc']:.1f} %"
+    )
+    print(f"saved {args.output}")
+
+
+def _eval(args: argparse.Namespace) -> None:
+    from dqc.checkpoint import load_checkpoint
+    from dqc.datasets import load_node_dataset
+    from dqc.training import evaluate
+
+    ckpt = load_checkpoint(args.model)
+    data = load_node_dataset(ckpt.dataset, args.data_root)
+    if data.num_features != ckpt.config.in_channels:
+        raise ValueError(
+            f"{args.model}: model expects {ckpt.config.in_channels} input features, "
+            f"dataset {ckpt.dataset} has {data.num_features}"
+        )
+    accuracy = evaluate(ckpt.model, data)["test_acc"]
+    result = {
+        "dataset": ckpt.dataset,
+        "arch": ckpt.config.arch,
+        "scheme": ckpt.config.scheme,
+        "metric": "accuracy",
+        "value": round(accuracy, 4),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
+              f"{accuracy:.1f} %")
+
+
+def _demo(args: argparse.Namespace) -> None:
+    from dqc.demo import run_demo
+
+    run_demo(args.output, epochs=args.epochs, progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dqc",
+        description="Degree-Quant training for graph neural networks, compiled to integer "
+        "programs with Apache TVM.",
+        formatter_class=_Formatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = sub.add_parser(
+        "train", help="train a GNN with FP32, QAT or Degree-Quant", formatter_class=_Formatter
+    )
+    train.add_argument("--dataset", default="cora", choices=NODE_DATASETS)
+    train.add_argument("--arch", default="gcn", choices=ARCHS)
+    train.add_argument("--scheme", default="dq-int8", choices=list(SCHEMES))
+    train.add_argument("--seed", type=int, default=0, help="random seed")
+    train.add_argument("--epochs", type=int, help=f"training epochs ({FROM_CONFIG})")
+    train.add_argument("--lr", type=float, help=f"Adam learning rate ({FROM_CONFIG})")
+    train.add_argument("--weight-decay", type=float, help=f"weight decay ({FROM_CONFIG})")
+    train.add_argument("--p-min", type=float, help=f"DQ lowest protection ({FROM_CONFIG})")
+    train.add_argument("--p-max", type=float, help=f"DQ highest protection ({FROM_CONFIG})")
+    train.add_argument("--hidden-channels", type=int, help=f"hidden width ({FROM_CONFIG})")
+    train.add_argument("--dropout", type=float, help=f"dropout ({FROM_CONFIG})")
+    _add_data_root(train)
+    train.add_argument("-o", "--output", default="model.pt", help="checkpoint to write")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser(
+        "eval", help="test accuracy of a trained checkpoint", formatter_class=_Formatter
+    )
+    evaluate.add_argument("model", help="checkpoint written by `dqc train`")
+    _add_data_root(evaluate)
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.set_defaults(func=_eval)
+
+    demo = sub.add_parser(
+        "demo",
+        help="train FP32 and DQ-INT8 GCNs on a built-in synthetic graph (no download)",
+        formatter_class=_Formatter,
+    )
+    demo.add_argument("-o", "--output", default="dqc-demo", help="folder for the artifacts")
+    demo.add_argument("--epochs", type=int, default=100, help="training epochs")
+    demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `dqc` console script; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (CheckpointError, DatasetError, ValueError) as err:
+        print(f"dqc: error: {err}", file=sys.stderr)
+        return 2
+    return 0

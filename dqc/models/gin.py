@@ -1,0 +1,61 @@
+"""GIN (Xu et al.) with Degree-Quant's quantization points, in linear-first form.
+
+GIN computes ``MLP((1 + eps) x + sum_j x_j)``. The MLP's first layer is linear, so in float
+this equals ``(1 + eps) W x + sum_j W x_j + b`` followed by the rest of the MLP. dqc applies
+that first linear before aggregating: messages then carry ``hidden`` channels instead of the
+raw input width (1,433 on Cora: 22x less traffic), and they no longer inherit the 98.7 %
+sparsity of bag-of-words features that collapses percentile ranges to 0 at INT4.
+
+Per layer: input -> weight -> feature (X·W) -> message (feature_j) -> aggregate (sum)
+-> ``(1 + eps) feature + aggregate + bias`` in float -> [ReLU -> ``QuantLinear``]* (not
+mask-aware) -> update. Self-loops are removed first.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch_geometric.utils import remove_self_loops
+
+from dqc.models.base import NodeClassifier, QuantMessagePassing
+from dqc.models.quant_linear import QuantLinear
+from dqc.models.quant_points import QuantPoints
+from dqc.schemes import Scheme
+
+
+class GINConv(QuantMessagePassing):
+    def __init__(self, channels: list[int], scheme: Scheme, dropout=0.0, input_kind="relu"):
+        super().__init__()
+        self.dropout = dropout
+        self.eps = nn.Parameter(torch.zeros(1))
+        self.lin = nn.Linear(channels[0], channels[1])
+        layers: list[nn.Module] = []
+        for c_in, c_out in zip(channels[1:-1], channels[2:]):
+            layers += [nn.ReLU(), QuantLinear(c_in, c_out, scheme)]
+        self.mlp = nn.Sequential(*layers)
+        roles = ("input", "weight", "feature", "message", "aggregate", "update")
+        self.quant = QuantPoints(scheme, roles, input_kind)
+
+    def forward(self, x, edge_index, protect=None):
+        x = F.dropout(self.quant.input(x, protect), self.dropout, self.training)
+        h = self.quant.feature(F.linear(x, self.quant.weight(self.lin.weight)), protect)
+        aggregated = self.propagate(edge_index, x=h, protect=protect)
+        combined = (1 + self.eps) * h + aggregated + self.lin.bias
+        return self.quant.update(self.mlp(combined), protect)
+
+    def message(self, x_j, protect_j):
+        return self.quant.message(x_j, protect_j)
+
+
+class GIN(NodeClassifier):
+    """Two GIN layers with two-layer MLPs for node classification."""
+
+    def __init__(self, in_channels, hidden_channels, out_channels, scheme, dropout=0.5):
+        super().__init__()
+        hidden = [in_channels, hidden_channels, hidden_channels]
+        self.convs.append(GINConv(hidden, scheme, dropout, "data"))
+        self.convs.append(GINConv([hidden_channels, hidden_channels, out_channels], scheme, dropout))
+
+    def graph_inputs(self, edge_index, num_nodes):
+        return (remove_self_loops(edge_index)[0],)

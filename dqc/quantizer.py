@@ -1,0 +1,82 @@
+"""A quantization point: one tensor role of one layer, fake-quantized with a tracked range.
+
+In training the quantizer tracks the range of what it sees and fake-quantizes. With a
+Degree-Quant ``protect`` mask over the tensor's rows (nodes or edges), protected rows pass
+through in float and only the unprotected rows reach the range tracker, as in the authors'
+``*_low`` / ``*_high`` split. In eval the range is frozen, no mask applies and every row is
+quantized. The range lives in the buffers ``min_val`` / ``max_val`` (NaN until the first
+training batch), so a state dict carries everything the compiler needs.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from dqc.fake_quant import fake_quantize
+from dqc.qparams import QParams
+from dqc.range_trackers import update_range
+
+
+class Quantizer(nn.Module):
+    """Fake quantizer for one (layer, role); ``forward(x, protect=None)``."""
+
+    def __init__(
+        self,
+        bits: int,
+        signed: bool = True,
+        tracker: str = "percentile",
+        percentile: float | None = None,
+        grad: str = "gc",
+    ):
+        super().__init__()
+        self.bits, self.signed = bits, signed
+        self.tracker, self.percentile, self.grad = tracker, percentile, grad
+        self.register_buffer("min_val", torch.tensor(math.nan))
+        self.register_buffer("max_val", torch.tensor(math.nan))
+
+    @property
+    def calibrated(self) -> bool:
+        return not bool(torch.isnan(self.min_val))
+
+    def qparams(self) -> QParams:
+        """Scale and zero point of the current range."""
+        if not self.calibrated:
+            raise RuntimeError("quantizer has no range yet: run at least one training step")
+        return QParams.from_range(
+            float(self.min_val), float(self.max_val), self.bits, self.signed
+        )
+
+    def observe(self, x: torch.Tensor) -> None:
+        """Fold batch ``x`` into the tracked range (skipped for an empty selection)."""
+        if x.numel() == 0:
+            return
+        current = (self.min_val, self.max_val) if self.calibrated else None
+        lo, hi = update_range(self.tracker, current, x, self.percentile)
+        self.min_val.copy_(lo)
+        self.max_val.copy_(hi)
+
+    def forward(self, x: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.training:
+            return fake_quantize(x, self.qparams(), self.grad)
+        if protect is None:
+            self.observe(x)
+            return fake_quantize(x, self.qparams(), self.grad)
+        self.observe(x[~protect])
+        if not self.calibrated:  # every row protected so far: nothing to quantize with
+            return x
+        rows = protect.view(-1, *([1] * (x.dim() - 1)))
+        return torch.where(rows, x, fake_quantize(x, self.qparams(), self.grad))
+
+    def extra_repr(self) -> str:
+        sign = "signed" if self.signed else "unsigned"
+        return f"bits={self.bits}, {sign}, tracker={self.tracker}, grad={self.grad}"
+
+
+class Float(nn.Module):
+    """The quantization point of a float model: passes tensors through unchanged."""
+
+    def forward(self, x: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
+        return x

@@ -1,0 +1,1 @@
+"""dqc's Relax passes, one per file (installed as ``dqc.passes``)."""

@@ -1,0 +1,1 @@
+"""dqc's schedule rules for its integer kernels, one per file (installed as ``dqc.schedules``)."""

@@ -1,0 +1,39 @@
+"""Fake quantization forward values and both gradients (STE and DQ's clipped GC)."""
+
+import numpy as np
+import pytest
+import torch
+
+from dqc.fake_quant import fake_quantize
+from dqc.qparams import QParams
+
+QP = QParams(scale=0.5, zero_point=-3, bits=4, signed=True)  # grid [-8, 7] -> [-2.5, 5.0]
+X = [-10.0, -2.5, -2.25, 0.25, 1.1, 4.9, 5.0, 100.0]
+# x / 0.5 - 3 = [-23, -8, -7.5, -2.5, -0.8, 6.8, 7, 197] -> round [-23, -8, -8, -2, -1, 7, 7, 197]
+
+
+def test_forward_matches_hand_values_and_numpy():
+    x = torch.tensor(X)
+    out = fake_quantize(x, QP)
+    expected = [-2.5, -2.5, -2.5, 0.5, 1.0, 5.0, 5.0, 5.0]
+    assert out.tolist() == expected
+    assert np.array_equal(QP.dequantize(QP.quantize(np.array(X))), np.array(expected, np.float32))
+
+
+@pytest.mark.parametrize(
+    ("grad", "expected"),
+    [
+        ("ste", [1, 1, 1, 1, 1, 1, 1, 1]),
+        # GC zeroes where round(x / s + z) <= qmin or >= qmax, grid ends included.
+        ("gc", [0, 0, 0, 1, 1, 0, 0, 0]),
+    ],
+)
+def test_gradients(grad, expected):
+    x = torch.tensor(X, requires_grad=True)
+    fake_quantize(x, QP, grad).backward(torch.full((len(X),), 2.0))
+    assert x.grad.tolist() == [2.0 * e for e in expected]
+
+
+def test_unknown_gradient_is_rejected():
+    with pytest.raises(ValueError, match="unknown gradient"):
+        fake_quantize(torch.zeros(2), QP, "lsq")
