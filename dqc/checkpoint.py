@@ -83,8 +83,15 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise fail(f"not a dqc checkpoint (no format marker {FORMAT!r})")
     if payload.get("version") != VERSION:
-        raise fail(f"unsupported checkpoint version {payload.get('version')!r} (expected {VERSION})")
-    for key, kind in (("dataset", str), ("training", dict), ("metrics", dict), ("state_dict", dict)):
+        raise fail(
+            f"unsupported checkpoint version {payload.get('version')!r} (expected {VERSION})"
+        )
+    for key, kind in (
+        ("dataset", str),
+        ("training", dict),
+        ("metrics", dict),
+        ("state_dict", dict),
+    ):
         if not isinstance(payload.get(key), kind):
             raise fail(f"field {key!r} is missing or not a {kind.__name__}")
     try:

@@ -47,9 +47,7 @@ def _train(args: argparse.Namespace) -> None:
         dropout=args.dropout,
     )
     m = trained.metrics
-    save_checkpoint(
-        args.output, trained.model, trained.config, args.dataset, trained.training, m
-    )
+    save_checkpoint(args.output, trained.model, trained.config, args.dataset, trained.training, m)
     print(
         f"{args.dataset} {args.arch} {args.scheme} (seed {args.seed}): best epoch "
         f"{m['best_epoch']}, validation accuracy {m['val_acc']:.1f} %, "
@@ -81,8 +79,10 @@ def _eval(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result))
     else:
-        print(f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
-              f"{accuracy:.1f} %")
+        print(
+            f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
+            f"{accuracy:.1f} %"
+        )
 
 
 def _demo(args: argparse.Namespace) -> None:

@@ -30,8 +30,9 @@ def run_demo(output: str | os.PathLike, epochs: int = 100, progress: bool = True
         print(f"  gcn {scheme:8s} test accuracy {results[scheme]:.1f} %")
 
     path = Path(output) / "model.pt"
-    save_checkpoint(path, trained.model, trained.config, "synthetic", trained.training,
-                    trained.metrics)
+    save_checkpoint(
+        path, trained.model, trained.config, "synthetic", trained.training, trained.metrics
+    )
     reloaded = evaluate(load_checkpoint(path).model, data)["test_acc"]
     if reloaded != results["dq-int8"]:
         raise RuntimeError(f"reloaded checkpoint scores {reloaded}, not {results['dq-int8']}")

@@ -45,9 +45,7 @@ class Quantizer(nn.Module):
         """Scale and zero point of the current range."""
         if not self.calibrated:
             raise RuntimeError("quantizer has no range yet: run at least one training step")
-        return QParams.from_range(
-            float(self.min_val), float(self.max_val), self.bits, self.signed
-        )
+        return QParams.from_range(float(self.min_val), float(self.max_val), self.bits, self.signed)
 
     def observe(self, x: torch.Tensor) -> None:
         """Fold batch ``x`` into the tracked range (skipped for an empty selection)."""

@@ -67,9 +67,7 @@ class GATConv(QuantMessagePassing):
 class GAT(NodeClassifier):
     """Two-layer GAT: ``heads`` concatenated heads, then one output head."""
 
-    def __init__(
-        self, in_channels, hidden_channels, out_channels, scheme, heads=8, dropout=0.6
-    ):
+    def __init__(self, in_channels, hidden_channels, out_channels, scheme, heads=8, dropout=0.6):
         super().__init__()
         hidden = GATConv(in_channels, hidden_channels, heads, scheme, True, dropout, "data")
         output = GATConv(heads * hidden_channels, out_channels, 1, scheme, False, dropout)

@@ -13,6 +13,8 @@ mask-aware) -> update. Self-loops are removed first.
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -31,7 +33,7 @@ class GINConv(QuantMessagePassing):
         self.eps = nn.Parameter(torch.zeros(1))
         self.lin = nn.Linear(channels[0], channels[1])
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(channels[1:-1], channels[2:]):
+        for c_in, c_out in itertools.pairwise(channels[1:]):
             layers += [nn.ReLU(), QuantLinear(c_in, c_out, scheme)]
         self.mlp = nn.Sequential(*layers)
         roles = ("input", "weight", "feature", "message", "aggregate", "update")
@@ -55,7 +57,9 @@ class GIN(NodeClassifier):
         super().__init__()
         hidden = [in_channels, hidden_channels, hidden_channels]
         self.convs.append(GINConv(hidden, scheme, dropout, "data"))
-        self.convs.append(GINConv([hidden_channels, hidden_channels, out_channels], scheme, dropout))
+        self.convs.append(
+            GINConv([hidden_channels, hidden_channels, out_channels], scheme, dropout)
+        )
 
     def graph_inputs(self, edge_index, num_nodes):
         return (remove_self_loops(edge_index)[0],)

@@ -1,8 +1,9 @@
 """The named quantization points of a layer.
 
-Every quantized layer keeps its quantizers in ``self.quant``, one child module per tensor role
-(``self.quant.message(x, protect)``), so a quantizer's module path is ``<layer>.quant.<role>``: the stable (layer, role) name
-the compiler reads scales and zero points by.
+Every quantized layer keeps its quantizers in ``self.quant``, one child module per tensor
+role (``self.quant.message(x, protect)``), so a quantizer's module path is
+``<layer>.quant.<role>``: the stable (layer, role) name the compiler reads scales and zero
+points by.
 """
 
 from __future__ import annotations
