@@ -13,6 +13,8 @@ The state dict holds every quantizer's tracked range (``<layer>.quant.<role>.min
 from __future__ import annotations
 
 import os
+import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +69,16 @@ def _first_line(err: BaseException) -> str:
     return (text[0] if text else type(err).__name__)[:300]
 
 
+def _unpickler_reason(err: pickle.UnpicklingError) -> str:
+    """The one informative line of torch's weights-only refusal, e.g. 'Unsupported global:
+    GLOBAL io.open was not an allowed global by default' for a pickle that would call code."""
+    text = str(err)
+    if "WeightsUnpickler error:" in text:
+        lines = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()
+        return lines[0].split(". ")[0].strip()[:200] if lines else "unsupported content"
+    return _first_line(err)
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     """Read and validate ``path``; any problem raises ``CheckpointError`` naming file and cause."""
     path = Path(path)
@@ -77,8 +89,12 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     if not path.is_file():
         raise fail("no such file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        with warnings.catch_warnings():  # torch warns about pickle protocols of odd files
+            warnings.simplefilter("ignore")
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise fail(f"refused by the safe loader ({_unpickler_reason(err)})") from None
+    except Exception as err:  # RuntimeError (bad zip), EOFError (empty), ...
         raise fail(f"not a readable checkpoint ({_first_line(err)})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise fail(f"not a dqc checkpoint (no format marker {FORMAT!r})")

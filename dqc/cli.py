@@ -103,9 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train a GNN with FP32, QAT or Degree-Quant", formatter_class=_Formatter
     )
-    train.add_argument("--dataset", default="cora", choices=NODE_DATASETS)
-    train.add_argument("--arch", default="gcn", choices=ARCHS)
-    train.add_argument("--scheme", default="dq-int8", choices=list(SCHEMES))
+    train.add_argument("--dataset", default="cora", choices=NODE_DATASETS, help="dataset")
+    train.add_argument("--arch", default="gcn", choices=ARCHS, help="architecture")
+    train.add_argument(
+        "--scheme", default="dq-int8", choices=list(SCHEMES), help="precision and method"
+    )
     train.add_argument("--seed", type=int, default=0, help="random seed")
     train.add_argument("--epochs", type=int, help=f"training epochs ({FROM_CONFIG})")
     train.add_argument("--lr", type=float, help=f"Adam learning rate ({FROM_CONFIG})")

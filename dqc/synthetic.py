@@ -23,7 +23,8 @@ def synthetic_graph(
     noise: float = 3.0,
     seed: int = 0,
 ) -> Data:
-    """An undirected power-law SBM graph with Planetoid-style train/val/test masks."""
+    """An undirected power-law SBM graph with Planetoid-style masks: 20 training nodes per
+    class, then up to 500 validation and 1,000 test nodes."""
     rng = np.random.default_rng(seed)
     y = rng.integers(0, num_classes, num_nodes)
     weight = rng.pareto(2.0, num_nodes) + 1.0
@@ -46,8 +47,10 @@ def synthetic_graph(
     train = np.concatenate([order[y[order] == c][:20] for c in range(num_classes)])
     rest = np.setdiff1d(order, train, assume_unique=True)
     rest = rest[rng.permutation(rest.size)]
+    num_val = min(500, rest.size // 3)
+    val, test = rest[:num_val], rest[num_val : num_val + 1000]
     masks = {}
-    for name, nodes in (("train", train), ("val", rest[:500]), ("test", rest[500:1500])):
+    for name, nodes in (("train", train), ("val", val), ("test", test)):
         mask = torch.zeros(num_nodes, dtype=torch.bool)
         mask[torch.from_numpy(nodes)] = True
         masks[f"{name}_mask"] = mask

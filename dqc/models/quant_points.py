@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from dqc.quantizer import Quantizer
 from dqc.schemes import Scheme
 
 ROLES = (
@@ -47,11 +48,13 @@ class QuantPoints(nn.Module):
             self.add_module(role, quantizer)
 
 
-def quantization_points(model: nn.Module) -> dict[tuple[str, str], nn.Module]:
-    """Every quantizer of ``model`` keyed by (layer path, role)."""
+def quantization_points(model: nn.Module) -> dict[tuple[str, str], Quantizer]:
+    """Every quantizer of ``model`` keyed by (layer path, role); empty for FP32 models."""
     points = {}
     for name, module in model.named_modules():
         if isinstance(module, QuantPoints):
             layer = name.removesuffix(".quant")
-            points.update({(layer, role): q for role, q in module.named_children()})
+            for role, quantizer in module.named_children():
+                if isinstance(quantizer, Quantizer):
+                    points[(layer, role)] = quantizer
     return points
