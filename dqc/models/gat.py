@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.utils import add_remaining_self_loops, softmax
 
-from dqc.models.base import NodeClassifier, QuantMessagePassing
+from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout
 from dqc.models.quant_points import QuantPoints
 from dqc.schemes import Scheme
 
@@ -45,7 +45,7 @@ class GATConv(QuantMessagePassing):
 
     def forward(self, x, edge_index, protect=None):
         heads, channels = self.heads, self.out_channels
-        x = F.dropout(self.quant.input(x, protect), self.dropout, self.training)
+        x = dropout(self.quant.input(x, protect), self.dropout, self.training)
         h = self.quant.feature(F.linear(x, self.quant.weight(self.lin.weight)), protect)
         h = h.view(-1, heads, channels)
         att = self.quant.attention(self.att)

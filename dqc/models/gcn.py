@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from dqc.models.base import NodeClassifier, QuantMessagePassing
+from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout
 from dqc.models.quant_points import QuantPoints
 from dqc.schemes import Scheme
 
@@ -29,7 +29,7 @@ class GCNConv(QuantMessagePassing):
         self.quant = QuantPoints(scheme, roles, input_kind)
 
     def forward(self, x, edge_index, norm, protect=None):
-        x = F.dropout(self.quant.input(x, protect), self.dropout, self.training)
+        x = dropout(self.quant.input(x, protect), self.dropout, self.training)
         h = self.quant.feature(F.linear(x, self.quant.weight(self.lin.weight)), protect)
         norm = self.quant.norm(norm)
         out = self.propagate(edge_index, x=h, norm=norm, protect=protect)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.utils import remove_self_loops
 
-from dqc.models.base import NodeClassifier, QuantMessagePassing
+from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout
 from dqc.models.quant_linear import QuantLinear
 from dqc.models.quant_points import QuantPoints
 from dqc.schemes import Scheme
@@ -40,7 +40,7 @@ class GINConv(QuantMessagePassing):
         self.quant = QuantPoints(scheme, roles, input_kind)
 
     def forward(self, x, edge_index, protect=None):
-        x = F.dropout(self.quant.input(x, protect), self.dropout, self.training)
+        x = dropout(self.quant.input(x, protect), self.dropout, self.training)
         h = self.quant.feature(F.linear(x, self.quant.weight(self.lin.weight)), protect)
         aggregated = self.propagate(edge_index, x=h, protect=protect)
         combined = (1 + self.eps) * h + aggregated + self.lin.bias
