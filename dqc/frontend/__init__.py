@@ -1,0 +1,1 @@
+"""From a trained checkpoint to a TVM Relax module: freeze, export, import."""

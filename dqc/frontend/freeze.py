@@ -1,0 +1,184 @@
+"""Inference graphs of trained models, with quantization as explicit quantize/dequantize ops.
+
+``freeze(model)`` rebuilds a trained GCN / GAT / GIN as a plain module made of torch ops that
+``torch.export`` traces and dqc's importer understands: no masks, no PyG ``MessagePassing``
+machinery, no data-dependent shapes. Each DQ quantizer becomes ``dequantize(quantize(x))``
+with its frozen (scale, zero point); weights are stored as integer codes.
+
+The graph arrives prepared (``dqc.graph_prep``): self-loops added (GCN, GAT) or removed
+(GIN), edges sorted by target, and ``indptr`` the CSR row pointer of the targets::
+
+    forward(x, src, dst, indptr) -> logits
+
+It computes what the trained model computes in eval mode; float sums may round differently
+because edges come in another order. GAT's softmax is the integer one of
+``dqc.edge_softmax`` (the float model's within ~2^-16 per weight).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dqc.edge_softmax import WEIGHT_SCALE
+from dqc.frontend import torch_ops
+from dqc.models import quantization_points
+from dqc.models.gat import NEGATIVE_SLOPE
+from dqc.qparams import QParams
+
+SELF_LOOPS = {"gcn": "add", "gat": "add", "gin": "remove"}
+
+
+class _Frozen(nn.Module):
+    """Holds the frozen quantization parameters of one layer's points."""
+
+    def __init__(self, qparams: dict[str, QParams]):
+        super().__init__()
+        self.qparams = qparams
+
+    def fq(self, x: torch.Tensor, role: str) -> torch.Tensor:
+        qp = self.qparams.get(role)
+        return x if qp is None else torch_ops.fake_quantize_with(x, qp)
+
+    def freeze_weight(self, name: str, weight: torch.Tensor, role: str = "weight") -> None:
+        """Store ``weight`` as integer codes (or as is for float models)."""
+        qp = self.qparams.get(role)
+        weight = weight.detach().clone()
+        self.register_buffer(name, weight if qp is None else torch_ops.quantize_with(weight, qp))
+
+    def weight(self, name: str, role: str = "weight") -> torch.Tensor:
+        qp, stored = self.qparams.get(role), getattr(self, name)
+        return stored if qp is None else torch_ops.dequantize_with(stored, qp)
+
+
+def _layer_qparams(model: nn.Module, layer: str) -> dict[str, QParams]:
+    points = quantization_points(model)
+    return {role: q.qparams() for (name, role), q in points.items() if name == layer}
+
+
+def _scatter_sum(messages: torch.Tensor, dst: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    out = messages.new_zeros((num_nodes, *messages.shape[1:]))
+    return out.index_add(0, dst, messages)
+
+
+class FrozenGCNConv(_Frozen):
+    def __init__(self, model: nn.Module, layer: str):
+        conv = model.get_submodule(layer)
+        super().__init__(_layer_qparams(model, layer))
+        self.freeze_weight("lin_weight", conv.lin.weight)
+        self.register_buffer("bias", conv.bias.detach().clone())
+
+    def forward(self, x, src, dst, norm):
+        x = self.fq(x, "input")
+        h = self.fq(F.linear(x, self.weight("lin_weight")), "feature")
+        norm = self.fq(norm, "norm")
+        messages = self.fq(norm.unsqueeze(-1) * h.index_select(0, src), "message")
+        aggregated = self.fq(_scatter_sum(messages, dst, x.size(0)), "aggregate")
+        return self.fq(aggregated + self.bias, "update")
+
+
+class FrozenGATConv(_Frozen):
+    def __init__(self, model: nn.Module, layer: str):
+        conv = model.get_submodule(layer)
+        super().__init__(_layer_qparams(model, layer))
+        self.heads, self.channels, self.concat = conv.heads, conv.out_channels, conv.concat
+        self.freeze_weight("lin_weight", conv.lin.weight)
+        self.freeze_weight("att", conv.att, role="attention")
+        self.register_buffer("bias", conv.bias.detach().clone())
+
+    def forward(self, x, src, dst, indptr):
+        heads, channels = self.heads, self.channels
+        x = self.fq(x, "input")
+        h = self.fq(F.linear(x, self.weight("lin_weight")), "feature")
+        h = h.view(-1, heads, channels)
+        att = self.weight("att", role="attention")
+        logit_dst = (h * att[:, :channels]).sum(-1)
+        logit_src = (h * att[:, channels:]).sum(-1)
+        logits = logit_src.index_select(0, src) + logit_dst.index_select(0, dst)
+        weights = self._softmax(logits, dst, indptr)
+        messages = self.fq(h.index_select(0, src) * weights.unsqueeze(-1), "message")
+        out = self.fq(_scatter_sum(messages, dst, x.size(0)), "aggregate")
+        out = out.reshape(-1, heads * channels) if self.concat else out.mean(dim=1)
+        return self.fq(out + self.bias, "update")
+
+    def _softmax(self, logits, dst, indptr):
+        qp = self.qparams.get("alpha")
+        if qp is None:
+            return torch.ops.dqc.edge_softmax_float(logits, dst, indptr, NEGATIVE_SLOPE)
+        codes = torch_ops.quantize_with(logits, qp)
+        weights = torch.ops.dqc.edge_softmax(
+            codes, dst, indptr, qp.scale, qp.zero_point, qp.qmin, qp.qmax, NEGATIVE_SLOPE
+        )
+        return torch.ops.dqc.dequantize(weights, WEIGHT_SCALE, 0)
+
+
+class FrozenQuantLinear(_Frozen):
+    def __init__(self, model: nn.Module, layer: str):
+        linear = model.get_submodule(layer)
+        super().__init__(_layer_qparams(model, layer))
+        self.freeze_weight("lin_weight", linear.lin.weight)
+        self.register_buffer("bias", linear.lin.bias.detach().clone())
+
+    def forward(self, x):
+        x = self.fq(x, "input")
+        return self.fq(F.linear(x, self.weight("lin_weight"), self.bias), "feature")
+
+
+class FrozenGINConv(_Frozen):
+    def __init__(self, model: nn.Module, layer: str):
+        conv = model.get_submodule(layer)
+        super().__init__(_layer_qparams(model, layer))
+        self.freeze_weight("lin_weight", conv.lin.weight)
+        self.register_buffer("lin_bias", conv.lin.bias.detach().clone())
+        self.register_buffer("eps", conv.eps.detach().clone())
+        self.mlp = nn.ModuleList(
+            FrozenQuantLinear(model, f"{layer}.mlp.{i}")
+            for i, module in enumerate(conv.mlp)
+            if not isinstance(module, nn.ReLU)
+        )
+
+    def forward(self, x, src, dst, indptr):
+        x = self.fq(x, "input")
+        h = self.fq(F.linear(x, self.weight("lin_weight")), "feature")
+        messages = self.fq(h.index_select(0, src), "message")
+        aggregated = self.fq(_scatter_sum(messages, dst, x.size(0)), "aggregate")
+        out = (1 + self.eps) * h + aggregated + self.lin_bias
+        for linear in self.mlp:
+            out = linear(F.relu(out))
+        return self.fq(out, "update")
+
+
+class FrozenModel(nn.Module):
+    """``forward(x, src, dst, indptr)``: the layers of a trained node classifier, ReLU between."""
+
+    def __init__(self, model: nn.Module, arch: str):
+        super().__init__()
+        self.arch = arch
+        conv = {"gcn": FrozenGCNConv, "gat": FrozenGATConv, "gin": FrozenGINConv}[arch]
+        self.convs = nn.ModuleList(conv(model, f"convs.{i}") for i in range(len(model.convs)))
+
+    def forward(self, x, src, dst, indptr):
+        graph = (src, dst, _gcn_norm(x.size(0), src, dst) if self.arch == "gcn" else indptr)
+        for i, conv in enumerate(self.convs):
+            if i > 0:
+                x = F.relu(x)
+            x = conv(x, *graph)
+        return x
+
+
+def _gcn_norm(num_nodes: int, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
+    """Symmetric normalization ``1/sqrt(deg(src) deg(dst))`` of a graph with self-loops.
+
+    ``1 / sqrt`` instead of PyG's ``pow(-0.5)``: both IEEE operations are correctly rounded,
+    so every backend computes identical bits (``pow`` depends on the libm).
+    """
+    ones = torch.ones(dst.size(0), dtype=torch.float32)  # (TVM's ones_like drops dtype)
+    degree = torch.zeros(num_nodes, dtype=torch.float32).index_add(0, dst, ones)
+    inv_sqrt = 1.0 / torch.sqrt(degree)
+    return inv_sqrt.index_select(0, src) * inv_sqrt.index_select(0, dst)
+
+
+def freeze(model: nn.Module, arch: str) -> FrozenModel:
+    """The inference graph of a trained ``model`` (eval mode, no gradients)."""
+    return FrozenModel(model.eval(), arch).eval().requires_grad_(False)

@@ -1,0 +1,137 @@
+"""Lowering of dqc's Relax operators to TE / TIR kernels (``DQC_LEGALIZE_MAP``).
+
+Used as ``relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)``; each entry
+maps an op to a ``call_tir`` of a kernel from ``dqc.kernels`` named ``dqc_*``.
+"""
+
+from __future__ import annotations
+
+import math
+
+from tvm import relax
+
+from dqc import edge_softmax as softmax_spec
+from dqc.fixed_point import FixedPoint
+from dqc.kernels import edge_softmax, index_add, qmatmul, quantize, requantize
+from dqc.relax_ops import code_dtype
+
+
+def _static_width(shape) -> int:
+    return math.prod(int(shape[i]) for i in range(1, len(shape)))
+
+
+def _add_kernel(bb: relax.BlockBuilder, kernel, name: str) -> relax.GlobalVar:
+    """Add a script-defined PrimFunc under a fresh unique name."""
+    return bb.add_func(kernel.without_attr("global_symbol"), name)
+
+
+def _quantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    a = call.attrs
+    dtype = code_dtype(int(a["qmin"]))
+    return bb.call_te(
+        quantize.quantize,
+        call.args[0],
+        float(a["scale"]),
+        int(a["zero_point"]),
+        int(a["qmin"]),
+        int(a["qmax"]),
+        dtype,
+        primfunc_name_hint=f"dqc_quantize_f32to{dtype}",
+    )
+
+
+def _dequantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    a = call.attrs
+    return bb.call_te(
+        quantize.dequantize,
+        call.args[0],
+        float(a["scale"]),
+        int(a["zero_point"]),
+        primfunc_name_hint="dqc_dequantize",
+    )
+
+
+def _index_add(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    base, index, src = call.args
+    ty = base.ty
+    width = _static_width(ty.shape)
+    flat_base = bb.emit(relax.op.reshape(base, [ty.shape[0], width]))
+    flat_src = bb.emit(relax.op.reshape(src, [src.ty.shape[0], width]))
+    kernel = index_add.index_add(ty.dtype, index.ty.dtype, width)
+    gv = _add_kernel(bb, kernel, f"dqc_index_add_{ty.dtype}")
+    out = bb.emit(
+        relax.call_tir(
+            gv, [flat_base, index, flat_src], relax.TensorType(flat_base.ty.shape, ty.dtype)
+        )
+    )
+    return relax.op.reshape(out, ty.shape)
+
+
+def _edge_softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    alpha, _dst, indptr = call.args
+    a = call.attrs
+    qmin, qmax = int(a["qmin"]), int(a["qmax"])
+    table = softmax_spec.exp_table(
+        float(a["scale"]), int(a["zero_point"]), qmin, qmax, float(a["negative_slope"])
+    )
+    heads = int(alpha.ty.shape[1])
+    kernel = edge_softmax.integer(alpha.ty.dtype, heads, qmin, qmax - qmin + 1)
+    gv = _add_kernel(bb, kernel, "dqc_edge_softmax")
+    return relax.call_tir(
+        gv, [alpha, indptr, relax.const(table)], relax.TensorType(alpha.ty.shape, "int32")
+    )
+
+
+def _edge_softmax_float(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    logits, _dst, indptr = call.args
+    heads = int(logits.ty.shape[1])
+    kernel = edge_softmax.floating(heads, float(call.attrs["negative_slope"]))
+    gv = _add_kernel(bb, kernel, "dqc_edge_softmax_float")
+    return relax.call_tir(gv, [logits, indptr], relax.TensorType(logits.ty.shape, "float32"))
+
+
+def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    a = call.attrs
+    return bb.call_te(
+        qmatmul.qmatmul,
+        call.args[0],
+        call.args[1],
+        int(a["a_zero"]),
+        int(a["b_zero"]),
+        primfunc_name_hint="dqc_qmatmul",
+    )
+
+
+def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    a = call.attrs
+    if "shift" not in a:
+        raise ValueError("dqc.requantize has real multipliers: run FoldScales before lowering")
+    count = len(a["zero_points"])
+    terms, bias = list(call.args[:count]), (call.args[count] if len(call.args) > count else None)
+    fixed = FixedPoint(tuple(int(m) for m in a["multipliers"]), int(a["shift"]))
+    dtype = str(a["out_dtype"])
+    return bb.call_te(
+        requantize.requantize,
+        terms,
+        [int(z) for z in a["zero_points"]],
+        fixed,
+        int(a["zero_point"]),
+        int(a["qmin"]),
+        int(a["qmax"]),
+        dtype,
+        bias,
+        primfunc_name_hint=f"dqc_requantize_to{dtype}",
+    )
+
+
+DQC_LEGALIZE_MAP = {
+    "dqc.quantize": _quantize,
+    "dqc.dequantize": _dequantize,
+    "dqc.index_add": _index_add,
+    "dqc.edge_softmax": _edge_softmax,
+    "dqc.edge_softmax_float": _edge_softmax_float,
+    "dqc.qmatmul": _qmatmul,
+    "dqc.requantize": _requantize,
+}
+
+__all__ = ["DQC_LEGALIZE_MAP"]
