@@ -7,9 +7,9 @@ A requantize maps int32 terms ``t_i`` (with zero points ``z_i``) and real multip
 
 with ``m_i = round(M_i * 2^S)``, ``B = round(c * 2^S)`` (int64) and an arithmetic shift
 (rounding half up). ``S`` is the largest shift keeping every ``|m_i| < 2^30`` (so each int64
-product of a 31-bit term stays below 2^61) and ``|B| < 2^60``, and at most 62. Compared with DQ's float
-``round(x / s + z)`` the multipliers carry 30 significant bits, so results differ only where
-the float value sits within ~1e-9 of a rounding tie.
+product of a 31-bit term stays below 2^61) and ``|B| < 2^60``, and at most 62. Compared
+with DQ's float ``round(x / s + z)`` the multipliers carry 30 significant bits, so results
+differ only where the float value sits within ~1e-9 of a rounding tie.
 """
 
 from __future__ import annotations

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
-from dqc.edge_softmax import TABLE_BITS
 from tvm.script import tirx as T
+
+from dqc.edge_softmax import TABLE_BITS
 
 
 def integer(code_dtype: str, heads: int, qmin: int, levels: int):
