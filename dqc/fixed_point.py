@@ -3,10 +3,14 @@
 A requantize maps int32 terms ``t_i`` (with zero points ``z_i``) and real multipliers
 ``M_i`` (ratios of scales) plus an optional real per-channel bias ``c`` to codes::
 
-    q = clamp(zero_point + ((sum_i m_i * (t_i - z_i) + B + 2^(S-1)) >> S), qmin, qmax)
+    r = sum_i m_i * (t_i - z_i) + B                  (int64, units of 2^-S)
+    q = clamp(zero_point + round_half_even(r / 2^S), qmin, qmax)
 
-with ``m_i = round(M_i * 2^S)``, ``B = round(c * 2^S)`` (int64) and an arithmetic shift
-(rounding half up). ``S`` is the largest shift keeping every ``|m_i| < 2^30`` (so each int64
+with ``m_i = round(M_i * 2^S)`` and ``B = round(c * 2^S)``. Rounding is to nearest, and a
+value within ``2^-20`` of a half counts as a tie and goes to the even integer, as DQ's float
+``round`` does. Ties are common, not rare: requantizing codes between quantizers whose ranges
+derive from each other gives exact scale ratios such as 15/14, and the fixed-point ``r`` of an
+exact tie is off by a few units of ``2^-S``. ``S`` is the largest shift keeping every ``|m_i| < 2^30`` (so each int64
 product of a 31-bit term stays below 2^61) and ``|B| < 2^60``, and at most 62. Compared
 with DQ's float ``round(x / s + z)`` the multipliers carry 30 significant bits, so results
 differ only where the float value sits within ~1e-9 of a rounding tie.
@@ -21,6 +25,12 @@ import numpy as np
 
 MULTIPLIER_BITS = 30
 MAX_SHIFT = 62
+TIE_BITS = 20  # |r / 2^S - (k + 1/2)| <= 2^-TIE_BITS counts as a tie
+
+
+def tie_window(shift: int) -> int:
+    """Half-width, in units of 2^-shift, of the band around a half that counts as a tie."""
+    return 1 << max(shift - TIE_BITS, 0)
 
 
 @dataclass(frozen=True)
@@ -63,5 +73,8 @@ def requantize(
         acc += (term.astype(np.int64) - z) * m
     if bias is not None:
         acc += bias
-    rounded = (acc + (1 << (fixed.shift - 1))) >> fixed.shift
-    return np.clip(rounded + zero_point, qmin, qmax).astype(np.int32)
+    floor = acc >> fixed.shift
+    frac = acc - (floor << fixed.shift)
+    half, window = 1 << (fixed.shift - 1), tie_window(fixed.shift)
+    up = np.where(np.abs(frac - half) <= window, floor & 1, (frac > half).astype(np.int64))
+    return np.clip(floor + up + zero_point, qmin, qmax).astype(np.int32)

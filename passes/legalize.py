@@ -110,18 +110,16 @@ def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     terms, bias = list(call.args[:count]), (call.args[count] if len(call.args) > count else None)
     fixed = FixedPoint(tuple(int(m) for m in a["multipliers"]), int(a["shift"]))
     dtype = str(a["out_dtype"])
-    return bb.call_te(
-        requantize.requantize,
-        terms,
-        [int(z) for z in a["zero_points"]],
-        fixed,
-        int(a["zero_point"]),
-        int(a["qmin"]),
-        int(a["qmax"]),
-        dtype,
-        bias,
-        primfunc_name_hint=f"dqc_requantize_to{dtype}",
-    )
+    zeros = [int(z) for z in a["zero_points"]]
+    zero, qmin, qmax = int(a["zero_point"]), int(a["qmin"]), int(a["qmax"])
+
+    def kernel(terms, *bias):
+        return requantize.requantize(
+            terms, zeros, fixed, zero, qmin, qmax, dtype, bias[0] if bias else None
+        )
+
+    args = [terms] + ([bias] if bias is not None else [])
+    return bb.call_te(kernel, *args, primfunc_name_hint=f"dqc_requantize_to{dtype}")
 
 
 DQC_LEGALIZE_MAP = {
