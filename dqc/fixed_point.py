@@ -10,10 +10,11 @@ with ``m_i = round(M_i * 2^S)`` and ``B = round(c * 2^S)``. Rounding is to neare
 value within ``2^-20`` of a half counts as a tie and goes to the even integer, as DQ's float
 ``round`` does. Ties are common, not rare: requantizing codes between quantizers whose ranges
 derive from each other gives exact scale ratios such as 15/14, and the fixed-point ``r`` of an
-exact tie is off by a few units of ``2^-S``. ``S`` is the largest shift keeping every ``|m_i| < 2^30`` (so each int64
-product of a 31-bit term stays below 2^61) and ``|B| < 2^60``, and at most 62. Compared
-with DQ's float ``round(x / s + z)`` the multipliers carry 30 significant bits, so results
-differ only where the float value sits within ~1e-9 of a rounding tie.
+exact tie is off by a few units of ``2^-S``.
+
+``S`` is the largest shift keeping every ``|m_i| < 2^30`` (so each int64 product of a 31-bit
+term stays below 2^61) and ``|B| < 2^60``, and at most 62. The multipliers carry 30
+significant bits, so results differ from exact arithmetic only within ~1e-9 of a tie.
 """
 
 from __future__ import annotations
