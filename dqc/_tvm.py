@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 import tvm
+from tvm.sym.analyzer import Analyzer  # was tvm.arith.Analyzer
 
 Constant = tvm.ir.GenericConst
+__all__ = ["Analyzer", "Constant", "constant_value", "is_constant", "make_target", "tensor"]
 
 
 def is_constant(expr) -> bool:

@@ -12,17 +12,12 @@ from tvm import relax
 
 from dqc import edge_softmax as softmax_spec
 from dqc.fixed_point import FixedPoint
-from dqc.kernels import edge_softmax, index_add, qmatmul, quantize, requantize
+from dqc.kernels import add_kernel, edge_softmax, index_add, qmatmul, quantize, requantize
 from dqc.relax_ops import code_dtype
 
 
 def _static_width(shape) -> int:
     return math.prod(int(shape[i]) for i in range(1, len(shape)))
-
-
-def _add_kernel(bb: relax.BlockBuilder, kernel, name: str) -> relax.GlobalVar:
-    """Add a script-defined PrimFunc under a fresh unique name."""
-    return bb.add_func(kernel.without_attr("global_symbol"), name)
 
 
 def _quantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
@@ -58,7 +53,7 @@ def _index_add(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     flat_base = bb.emit(relax.op.reshape(base, [ty.shape[0], width]))
     flat_src = bb.emit(relax.op.reshape(src, [src.ty.shape[0], width]))
     kernel = index_add.index_add(ty.dtype, index.ty.dtype, width)
-    gv = _add_kernel(bb, kernel, f"dqc_index_add_{ty.dtype}")
+    gv = add_kernel(bb, kernel, f"dqc_index_add_{ty.dtype}")
     out = bb.emit(
         relax.call_tir(
             gv, [flat_base, index, flat_src], relax.TensorType(flat_base.ty.shape, ty.dtype)
@@ -76,7 +71,7 @@ def _edge_softmax(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     )
     heads = int(alpha.ty.shape[1])
     kernel = edge_softmax.integer(alpha.ty.dtype, heads, qmin, qmax - qmin + 1)
-    gv = _add_kernel(bb, kernel, "dqc_edge_softmax")
+    gv = add_kernel(bb, kernel, "dqc_edge_softmax")
     return relax.call_tir(
         gv, [alpha, indptr, relax.const(table)], relax.TensorType(alpha.ty.shape, "int32")
     )
@@ -86,7 +81,7 @@ def _edge_softmax_float(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     logits, _dst, indptr = call.args
     heads = int(logits.ty.shape[1])
     kernel = edge_softmax.floating(heads, float(call.attrs["negative_slope"]))
-    gv = _add_kernel(bb, kernel, "dqc_edge_softmax_float")
+    gv = add_kernel(bb, kernel, "dqc_edge_softmax_float")
     return relax.call_tir(gv, [logits, indptr], relax.TensorType(logits.ty.shape, "float32"))
 
 

@@ -48,11 +48,13 @@ def import_program(program) -> tvm.IRModule:
 
     The importer records the node/edge upper bounds on ``main``, and Relax's memory planner
     would then reserve buffers for the largest graph at start-up (gigabytes at the default
-    bounds); dqc drops them and checks the bounds in its runtime instead.
+    bounds); dqc drops them and checks the bounds in its runtime instead. ``main`` is marked
+    with ``dqc.graph_inputs``: its ``dst`` is sorted and ``indptr`` is its CSR row pointer.
     """
     mod = from_exported_program(
         program, custom_convert_map=DQC_CONVERT_MAP, run_ep_decomposition=False
     )
     main = mod["main"].without_attr("tir_var_upper_bound")
+    main = main.with_attr("dqc.graph_inputs", ["src", "dst", "indptr"])
     mod.update_func(mod.get_global_var("main"), main)
     return mod

@@ -1,8 +1,8 @@
 """Fixed-point requantization of int32 terms to codes (see ``dqc.fixed_point``).
 
 ``r = sum_i m_i (t_i - z_i) + B`` in int64, then ``clamp(zero_point + round(r / 2^S))`` with
-ties (within ``2^-20``) to even. ``bias`` is an int64 tensor broadcast over the trailing axis
-(or ``None``).
+ties (within ``2^-20``) to even. ``requantize_value`` builds the scalar expression, shared by
+the elementwise kernel here and the fused message kernels of ``dqc.kernels.spmm_csr``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,35 @@ from __future__ import annotations
 from tvm import te, tirx
 
 from dqc.fixed_point import FixedPoint, tie_window
+
+
+def _i64(value: int) -> tirx.PrimExpr:
+    return tirx.const(value, "int64")
+
+
+def requantize_value(
+    terms: list[tirx.PrimExpr],
+    zero_points: list[int],
+    fixed: FixedPoint,
+    zero_point: int,
+    qmin: int,
+    qmax: int,
+    dtype: str,
+    bias: tirx.PrimExpr | None = None,
+) -> tirx.PrimExpr:
+    """The code, as a ``dtype`` scalar expression, of one element."""
+    acc = _i64(0)
+    for term, z, m in zip(terms, zero_points, fixed.multipliers, strict=True):
+        acc = acc + (tirx.Cast("int64", term) - _i64(z)) * _i64(m)
+    if bias is not None:
+        acc = acc + bias
+    floor = tirx.shift_right(acc, _i64(fixed.shift))
+    off = acc - tirx.shift_left(floor, _i64(fixed.shift)) - _i64(1 << (fixed.shift - 1))
+    window = _i64(tie_window(fixed.shift))
+    tie = tirx.all(off <= window, off >= -window)
+    up = tirx.Select(tie, floor & _i64(1), tirx.Select(off > 0, _i64(1), _i64(0)))
+    out = tirx.max(tirx.min(floor + up + _i64(zero_point), _i64(qmax)), _i64(qmin))
+    return tirx.Cast(dtype, out)
 
 
 def requantize(
@@ -22,27 +51,11 @@ def requantize(
     dtype: str,
     bias: te.Tensor | None = None,
 ):
-    shape = terms[0].shape
+    """Elementwise requantize of same-shape ``terms``; ``bias`` indexed by the last axis."""
 
     def code(*i):
-        acc = tirx.const(0, "int64")
-        for term, z, m in zip(terms, zero_points, fixed.multipliers, strict=True):
-            value = tirx.Cast("int64", term(*i)) - tirx.const(z, "int64")
-            acc = acc + value * tirx.const(m, "int64")
-        if bias is not None:
-            acc = acc + bias(i[-1])
-        floor = tirx.shift_right(acc, tirx.const(fixed.shift, "int64"))
-        frac = acc - tirx.shift_left(floor, tirx.const(fixed.shift, "int64"))
-        off = frac - tirx.const(1 << (fixed.shift - 1), "int64")
-        window = tirx.const(tie_window(fixed.shift), "int64")
-        tie = tirx.all(off <= window, off >= -window)
-        up = tirx.Select(
-            tie,
-            floor & tirx.const(1, "int64"),
-            tirx.Select(off > 0, tirx.const(1, "int64"), tirx.const(0, "int64")),
-        )
-        out = floor + up + tirx.const(zero_point, "int64")
-        out = tirx.max(tirx.min(out, tirx.const(qmax, "int64")), tirx.const(qmin, "int64"))
-        return tirx.Cast(dtype, out)
+        values = [t(*i) for t in terms]
+        b = None if bias is None else bias(i[-1])
+        return requantize_value(values, zero_points, fixed, zero_point, qmin, qmax, dtype, b)
 
-    return te.compute(shape, code, name="requantize")
+    return te.compute(terms[0].shape, code, name="requantize")

@@ -1,0 +1,156 @@
+"""Fused message passing over CSR rows: ``out[i, ...] = sum_{k in row i} message(k, ...)``.
+
+Edges are sorted by target, so row ``i`` of the CSR (``indptr[i] .. indptr[i+1]``) holds the
+in-edges of node ``i`` and ``indices[k]`` is the source of edge ``k``. ``message`` is an
+elementwise expression tree (``Node``) whose leaves are node tensors gathered by source
+(``X[indices[k], ...]``), per-edge tensors (``W[k, ...]``), per-channel constants and
+scalars; it is evaluated in registers for each edge, so no ``[E, F]`` tensor is ever stored.
+
+The kernel's loops are ``rows x width`` (width = flattened trailing shape) around a serial
+edge loop, leaving rows to parallelize and width to vectorize (``dqc.schedules.spmm_csr``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from tvm import tirx
+from tvm.script.ir_builder import IRBuilder
+from tvm.script.ir_builder import tirx as T
+
+from dqc.fixed_point import FixedPoint
+from dqc.kernels.requantize import requantize_value
+
+
+@dataclass(frozen=True)
+class Leaf:
+    """An input buffer: ``"gather"`` ([N, *shape], read at the edge's source), ``"edge"``
+    ([E, *shape], read at the edge) or ``"channel"`` (``shape`` only, broadcast)."""
+
+    kind: str
+    dtype: str
+    shape: tuple[int, ...]
+
+    @property
+    def width(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One op of the message expression; ``shape`` is its per-edge (trailing) shape."""
+
+    op: str  # leaf | const | cast | add | subtract | multiply | maximum | expand | requantize
+    dtype: str
+    shape: tuple[int, ...]
+    children: tuple[Node, ...] = ()
+    leaf: int | None = None  # index into the kernel's leaves
+    value: float | int | None = None  # const
+    axes: tuple[int, ...] = ()  # expand: inserted trailing axes
+    attrs: dict = field(default_factory=dict, hash=False)  # requantize
+
+
+def _flat(index: tuple, shape: tuple[int, ...]) -> tirx.PrimExpr:
+    flat = tirx.const(0, "int64")
+    for i, d in zip(index, shape, strict=True):
+        flat = flat * d + i
+    return flat
+
+
+def _broadcast(index: tuple, shape: tuple[int, ...], child: tuple[int, ...]) -> tuple:
+    """Index into ``child`` (right-aligned, size-1 axes pinned to 0) of ``index`` into ``shape``."""
+    offset = len(shape) - len(child)
+    return tuple(
+        tirx.const(0, "int64") if d == 1 else index[offset + a] for a, d in enumerate(child)
+    )
+
+
+class _Emitter:
+    def __init__(self, leaves: list[Leaf], buffers, indices, k):
+        self.leaves, self.buffers, self.indices, self.k = leaves, buffers, indices, k
+
+    def value(self, node: Node, index: tuple) -> tirx.PrimExpr:
+        if node.op == "leaf":
+            leaf, buf = self.leaves[node.leaf], self.buffers[node.leaf]
+            flat = _flat(index, leaf.shape)
+            if leaf.kind == "gather":
+                return buf[self.indices[self.k], flat]
+            if leaf.kind == "edge":
+                return buf[self.k, flat]
+            return buf[flat]
+        if node.op == "const":
+            return tirx.const(node.value, node.dtype)
+        if node.op == "expand":
+            kept = tuple(i for a, i in enumerate(index) if a not in node.axes)
+            return self.value(node.children[0], kept)
+        children = [self.value(c, _broadcast(index, node.shape, c.shape)) for c in node.children]
+        if node.op == "cast":
+            return tirx.Cast(node.dtype, children[0])
+        if node.op == "add":
+            return children[0] + children[1]
+        if node.op == "subtract":
+            return children[0] - children[1]
+        if node.op == "multiply":
+            return children[0] * children[1]
+        if node.op == "maximum":
+            return tirx.max(children[0], children[1])
+        if node.op == "requantize":
+            a = node.attrs
+            count = len(a["zero_points"])
+            bias = children[count] if len(children) > count else None
+            return requantize_value(
+                children[:count],
+                a["zero_points"],
+                FixedPoint(a["multipliers"], a["shift"]),
+                a["zero_point"],
+                a["qmin"],
+                a["qmax"],
+                node.dtype,
+                bias,
+            )
+        raise ValueError(f"unsupported message op {node.op!r}")
+
+
+def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str):
+    """PrimFunc ``(indptr [n+1], indices [e], *leaves, out [n, width])``, leaves flattened
+    to ``[N, width]`` / ``[E, width]`` / ``[width]``."""
+    shape = message.shape
+    width = math.prod(shape)
+    with IRBuilder() as ib:
+        with T.prim_func(s_tir=True):
+            T.func_name("dqc_spmm_csr")
+            T.func_attr({"tirx.noalias": True})
+            n, e, rows = (tirx.Var(name, "int64") for name in ("n", "e", "rows"))
+            indptr = T.match_buffer(T.arg("indptr", T.handle()), (rows,), index_dtype)
+            indices = T.match_buffer(T.arg("indices", T.handle()), (e,), index_dtype)
+            buffers = []
+            for i, leaf in enumerate(leaves):
+                extent = {"gather": (n,), "edge": (e,), "channel": ()}[leaf.kind]
+                buf = T.match_buffer(
+                    T.arg(f"leaf{i}", T.handle()), (*extent, leaf.width), leaf.dtype
+                )
+                buffers.append(buf)
+            out = T.match_buffer(T.arg("out", T.handle()), (n, width), out_dtype)
+            with T.grid(n, width) as (i, j):
+                with T.sblock("spmm"):
+                    vi = T.axis.spatial(n, i)
+                    vj = T.axis.spatial(width, j)
+                    reads = [indptr[vi : vi + 2], indices[0:e]]
+                    reads += [b[tuple(slice(0, d) for d in b.shape)] for b in buffers]
+                    T.reads(*reads)
+                    T.writes(out[vi, vj])
+                    acc = T.alloc_buffer((1,), out_dtype, scope="local")
+                    T.buffer_store(acc, tirx.const(0, out_dtype), [0])
+                    index, rest = [], vj
+                    for d in reversed(shape):
+                        index.append(tirx.floormod(rest, d))
+                        rest = tirx.floordiv(rest, d)
+                    begin = tirx.Cast("int64", indptr[vi])
+                    end = tirx.Cast("int64", indptr[vi + 1])
+                    with T.serial(begin, end) as k:
+                        emitter = _Emitter(leaves, buffers, indices, k)
+                        term = emitter.value(message, tuple(reversed(index)))
+                        T.buffer_store(acc, acc[0] + term, [0])
+                    T.buffer_store(out, acc[0], [vi, vj])
+    return ib.get()

@@ -1,0 +1,225 @@
+"""LowerMessagePassing: gather -> per-edge ops -> scatter-add into one CSR kernel.
+
+The exported graph aggregates edge messages with ``dqc.index_add(zeros, dst, m)`` where
+``m`` is built per edge from node tensors gathered by source (``take(X, src)``) and per-edge
+tensors. Since dqc's runtime sorts edges by target and passes the CSR row pointer
+``indptr``, the scatter is a segment sum over CSR rows, and the whole message expression can
+be evaluated in registers inside it::
+
+    g = take(hq, src); p = multiply(expand_dims(nq - zn), g - zh); mq = requantize(p)
+    a = dqc.index_add(zeros, dst, mq - zm)
+    ==>
+    a = call_tir(dqc_spmm_csr, [indptr, src, hq, nq]) # out[i] = sum_k message(k, src[k])
+
+Requires the function attribute ``dqc.graph_inputs`` naming the (src, dst, indptr) params
+(set by ``dqc.frontend.export``); intermediates used outside the message become kernel
+inputs. Aggregations it cannot fuse keep the generic (serial) ``index_add``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tvm
+from tvm import relax
+
+from dqc import relax_ops
+from dqc._tvm import Analyzer, constant_value, is_constant
+from dqc.kernels import add_kernel
+from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
+
+BINARY = {
+    "relax.add": "add",
+    "relax.subtract": "subtract",
+    "relax.multiply": "multiply",
+    "relax.maximum": "maximum",
+}
+
+
+def _trailing(expr: relax.Expr) -> tuple[int, ...] | None:
+    """Static per-row shape (all axes but the first) of a tensor, or None if symbolic."""
+    shape = expr.ty.shape
+    dims = [shape[i] for i in range(1, len(shape))]
+    if not all(isinstance(d, tvm.tirx.IntImm) for d in dims):
+        return None
+    return tuple(int(d) for d in dims)
+
+
+class _Unfusable(Exception):
+    pass
+
+
+class _TreeBuilder:
+    """Expression tree of one message, with its leaves (the Relax exprs the kernel reads)."""
+
+    def __init__(self, bindings: dict, uses: dict, src: relax.Var):
+        self.bindings, self.uses, self.src = bindings, uses, src
+        self.leaves: list[Leaf] = []
+        self.args: list[relax.Expr] = []
+        self.analyzer = Analyzer()
+
+    def leaf(self, kind: str, expr: relax.Expr, shape) -> Node:
+        if shape is None:
+            raise _Unfusable(f"{expr} has a symbolic shape")
+        for i, arg in enumerate(self.args):
+            if arg.same_as(expr) and self.leaves[i].kind == kind:
+                return Node("leaf", expr.ty.dtype, shape, leaf=i)
+        self.leaves.append(Leaf(kind, expr.ty.dtype, shape))
+        self.args.append(expr)
+        return Node("leaf", expr.ty.dtype, shape, leaf=len(self.leaves) - 1)
+
+    def edge_leaf(self, expr: relax.Expr) -> Node:
+        num_edges = self.src.ty.shape[0]
+        shape = expr.ty.shape
+        if len(shape) == 0 or not self.analyzer.can_prove_equal(shape[0], num_edges):
+            raise _Unfusable(f"{expr} is neither per-edge nor gathered by source")
+        return self.leaf("edge", expr, _trailing(expr))
+
+    def constant(self, expr: relax.Expr, trailing: tuple[int, ...]) -> Node:
+        value = constant_value(expr)
+        if value.size == 1:
+            return Node("const", expr.ty.dtype, (), value=value.reshape(()).item())
+        if value.ndim <= len(trailing) and value.shape == trailing[len(trailing) - value.ndim :]:
+            return self.leaf("channel", expr, tuple(value.shape))
+        raise _Unfusable(f"constant of shape {value.shape}")
+
+    def operand(self, expr: relax.Expr, trailing: tuple[int, ...]) -> Node:
+        return self.constant(expr, trailing) if is_constant(expr) else self.build(expr)
+
+    def build(self, expr: relax.Expr, root: bool = False) -> Node:
+        value = self.bindings.get(expr)
+        shared = not root and self.uses.get(expr, 0) > 1
+        if shared or not isinstance(value, relax.Call) or not isinstance(value.op, tvm.ir.Op):
+            return self.edge_leaf(expr)
+        name, dtype, trailing = value.op.name, expr.ty.dtype, _trailing(expr)
+        if name == "relax.take" and value.args[1].same_as(self.src) and int(value.attrs.axis) == 0:
+            return self.leaf("gather", value.args[0], _trailing(value.args[0]))
+        if name in ("relax.ones", "relax.zeros"):
+            return Node("const", dtype, (), value=int(name == "relax.ones"))
+        if name == "relax.full" and is_constant(value.args[1]):
+            return self.constant(value.args[1], ())
+        if trailing is None:
+            raise _Unfusable(f"{expr} has a symbolic shape")
+        if name == "relax.astype":
+            return Node("cast", dtype, trailing, (self.build(value.args[0]),))
+        if name in BINARY:
+            children = tuple(self.operand(a, trailing) for a in value.args)
+            return Node(BINARY[name], dtype, trailing, children)
+        if name == "relax.expand_dims":
+            rank = len(expr.ty.shape)
+            axes = tuple(sorted(int(a) % rank - 1 for a in value.attrs.axis))
+            return Node("expand", dtype, trailing, (self.build(value.args[0]),), axes=axes)
+        if name == "dqc.requantize" and "shift" in value.attrs:
+            return self.requantize(value, dtype, trailing)
+        return self.edge_leaf(expr)
+
+    def requantize(self, call: relax.Call, dtype: str, trailing: tuple[int, ...]) -> Node:
+        a = call.attrs
+        count = len(a["zero_points"])
+        children = [self.build(t) for t in call.args[:count]]
+        children += [self.constant(b, trailing) for b in call.args[count:]]
+        attrs = {
+            "zero_points": [int(z) for z in a["zero_points"]],
+            "multipliers": tuple(int(m) for m in a["multipliers"]),
+            "shift": int(a["shift"]),
+            "zero_point": int(a["zero_point"]),
+            "qmin": int(a["qmin"]),
+            "qmax": int(a["qmax"]),
+        }
+        return Node("requantize", dtype, trailing, tuple(children), attrs=attrs)
+
+
+def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:
+    """The 2-D (or, for channel constants, 1-D) view the kernel reads."""
+    if leaf.kind == "channel":
+        return relax.const(constant_value(expr).reshape(-1), leaf.dtype)
+    return relax.op.reshape(expr, [expr.ty.shape[0], leaf.width])
+
+
+@relax.expr_functor.mutator
+class _Lowerer(relax.PyExprMutator):
+    def __init__(self, mod: tvm.IRModule):
+        super().__init__(mod)
+        self.mod = mod
+        self.bindings: dict = {}
+        self.uses: dict = {}
+        self.graph: dict[str, relax.Var] = {}
+
+    def run(self) -> tvm.IRModule:
+        for gvar, func in self.mod.functions.items():
+            if isinstance(func, relax.Function) and func.attrs and "dqc.graph_inputs" in func.attrs:
+                self.prepare(func)
+                self.builder_.update_func(gvar, self.builder_.normalize(self.visit_expr(func)))
+        return self.builder_.get()
+
+    def prepare(self, func: relax.Function) -> None:
+        names = [str(n) for n in func.attrs["dqc.graph_inputs"]]
+        params = {p.name: p for p in func.params}
+        self.graph = dict(zip(("src", "dst", "indptr"), (params[n] for n in names), strict=True))
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                self.bindings[binding.var] = binding.value
+                for used in relax.analysis.free_vars(binding.value):
+                    self.uses[used] = self.uses.get(used, 0) + 1
+        for used in relax.analysis.free_vars(func.body.body):
+            self.uses[used] = self.uses.get(used, 0) + 1
+
+    def is_zeros(self, expr: relax.Expr) -> bool:
+        value = self.bindings.get(expr, expr)
+        if relax_ops.is_op(value, "relax.zeros"):
+            return True
+        return (
+            relax_ops.is_op(value, "relax.full")
+            and is_constant(value.args[1])
+            and not np.any(constant_value(value.args[1]))
+        )
+
+    def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        value = binding.value
+        if (
+            relax_ops.is_op(value, "dqc.index_add")
+            and value.args[1].same_as(self.graph["dst"])
+            and self.is_zeros(value.args[0])
+        ):
+            lowered = self.lower(binding.var, value)
+            if lowered is not None:
+                self.set_var_remap(binding.var, lowered)
+                return
+        super().visit_var_binding_(binding)
+
+    def lower(self, var: relax.Var, call: relax.Call) -> relax.Var | None:
+        builder = _TreeBuilder(self.bindings, self.uses, self.graph["src"])
+        try:
+            message = builder.build(call.args[2], root=True)
+        except _Unfusable:
+            return None
+        out_shape = _trailing(var)
+        if out_shape is None or message.shape != out_shape:
+            return None
+        args = [
+            self.builder_.emit(_flatten(self.visit_expr(e), leaf))
+            if leaf.kind != "channel"
+            else _flatten(e, leaf)
+            for e, leaf in zip(builder.args, builder.leaves, strict=True)
+        ]
+        src, indptr = self.visit_expr(self.graph["src"]), self.visit_expr(self.graph["indptr"])
+        kernel = spmm_csr(message, builder.leaves, var.ty.dtype, src.ty.dtype)
+        gvar = add_kernel(self.builder_, kernel, "dqc_spmm_csr")
+        width = math.prod(out_shape)
+        rows = var.ty.shape[0]
+        out = self.builder_.emit(
+            relax.call_tir(
+                gvar, [indptr, src, *args], relax.TensorType([rows, width], var.ty.dtype)
+            )
+        )
+        return self.builder_.emit(relax.op.reshape(out, var.ty.shape), var.name)
+
+
+@tvm.transform.module_pass(opt_level=0, name="LowerMessagePassing")
+class LowerMessagePassing:
+    """Fuse gather / per-edge / scatter-add chains into CSR kernels (see the module docstring)."""
+
+    def transform_module(self, mod: tvm.IRModule, ctx) -> tvm.IRModule:
+        mod = _Lowerer(mod).run()
+        return relax.transform.DeadCodeElimination()(mod)
