@@ -14,7 +14,7 @@ Float-facing (what the importer emits from the exported torch program):
 
 Integer (what the passes produce):
 
-* ``dqc.qmatmul(a, b)``: ``sum_k (a[m, k] - a_zero) * (b[n, k] - b_zero)`` in int32.
+* ``dqc.qmatmul(a, b)``: ``sum_k (a[m, k] - a_zero) * (b[k, n] - b_zero)`` in int32.
 * ``dqc.requantize(t_0, ..., t_k[, bias])``: ``clamp(zero_point + round(sum_i
   M_i * (t_i - z_i) + bias))``, real multipliers ``M_i``; ``FoldScales`` turns them into
   integer multipliers and one shift (``dqc.fixed_point``), and only then can it be lowered.
@@ -68,7 +68,7 @@ def _infer_requantize(call, ctx):
 
 def _infer_qmatmul(call, ctx):
     a, b = _tensor(call, 0), _tensor(call, 1)
-    return relax.TensorType([a.shape[0], b.shape[0]], "int32")
+    return relax.TensorType([a.shape[0], b.shape[1]], "int32")
 
 
 _INFER = {

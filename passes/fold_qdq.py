@@ -18,7 +18,8 @@ Before / after (GCN message)::
 Integer rules: ``dequantize``; shape ops (take, permute_dims, expand_dims, reshape,
 strided_slice) of one term; ``matmul`` of two terms -> ``dqc.qmatmul`` (int32, zero points
 folded into the kernel); ``multiply`` of two terms (int32 product) or by a float constant
-scalar; ``add`` of affine values or of a float constant (the bias, kept real until
+scalar; ``add``
+ of affine values or of a float constant (the bias, kept real until
 ``FoldScales``); ``sum`` / ``mean`` of one term; ``relu`` (``max(q, z)`` on codes, or
 ``max(requantize(v), z_out)`` when quantized right after); ``dqc.index_add`` of one term into
 zeros. Exact in integers except biases and the final rounding, which follow ``dqc.fixed_point``.
@@ -148,10 +149,10 @@ class _Integerizer(relax.PyExprMutator):
             return Affine((replace(t, tensor=self.emit(shaped)),))
         if name == "relax.matmul" and singles[0] is not None and singles[1] is not None:
             a, b = singles
-            b_rows = self.emit(relax.op.permute_dims(b.tensor))  # [K, N] -> [N, K]
             product = relax_ops.call(
-                "dqc.qmatmul", [a.tensor, b_rows], a_zero=a.zero, b_zero=b.zero
+                "dqc.qmatmul", [a.tensor, b.tensor], a_zero=a.zero, b_zero=b.zero
             )
+
             return Affine((Term(self.emit(product), 0, a.scale * b.scale),))
         if name == "relax.multiply":
             return self.multiply(args, reps, singles)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from tvm import relax
 
 from dqc import edge_softmax as softmax_spec
+from dqc._tvm import constant_value, is_constant
 from dqc.fixed_point import FixedPoint
 from dqc.kernels import add_kernel, edge_softmax, index_add, qmatmul, quantize, requantize
 from dqc.relax_ops import code_dtype
@@ -86,13 +88,19 @@ def _edge_softmax_float(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 
 
 def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
-    a = call.attrs
+    a, b = call.args
+    if is_constant(b):
+        b_sum = relax.const(constant_value(b).astype(np.int32).sum(axis=0), "int32")
+    else:
+        b_sum = bb.emit(relax.op.sum(relax.op.astype(b, "int32"), axis=[0]))
+    attrs = call.attrs
     return bb.call_te(
         qmatmul.qmatmul,
-        call.args[0],
-        call.args[1],
-        int(a["a_zero"]),
-        int(a["b_zero"]),
+        a,
+        b,
+        b_sum,
+        int(attrs["a_zero"]),
+        int(attrs["b_zero"]),
         primfunc_name_hint="dqc_qmatmul",
     )
 

@@ -1,1 +1,19 @@
-"""dqc's schedule rules for its integer kernels, one per file (installed as ``dqc.schedules``)."""
+"""dqc's schedule rules for its kernels, one per file (installed as ``dqc.schedules``).
+
+``default_rules(target)`` is the ordered list ``ApplyDefaultSchedule`` tries on each kernel:
+the first rule that recognizes a PrimFunc schedules it.
+"""
+
+from __future__ import annotations
+
+from dqc.schedules.elementwise import Elementwise
+from dqc.schedules.int_matmul import IntMatmul
+from dqc.schedules.spmm_csr import SpMMCSR
+from tvm.target import Target
+
+
+def default_rules(target: Target) -> list:
+    return [SpMMCSR(), IntMatmul(), Elementwise()]
+
+
+__all__ = ["Elementwise", "IntMatmul", "SpMMCSR", "default_rules"]

@@ -31,7 +31,7 @@ SELF_LOOPS = {"gcn": "add", "gat": "add", "gin": "remove"}
 
 
 class _Frozen(nn.Module):
-    """Holds the frozen quantization parameters of one layer's points."""
+    """Holds the frozen quantization parameters of one layer's points (none: float)."""
 
     def __init__(self, qparams: dict[str, QParams]):
         super().__init__()
@@ -52,7 +52,9 @@ class _Frozen(nn.Module):
         return stored if qp is None else torch_ops.dequantize_with(stored, qp)
 
 
-def _layer_qparams(model: nn.Module, layer: str) -> dict[str, QParams]:
+def _layer_qparams(model: nn.Module, layer: str, quantized: bool) -> dict[str, QParams]:
+    if not quantized:
+        return {}
     points = quantization_points(model)
     return {role: q.qparams() for (name, role), q in points.items() if name == layer}
 
@@ -63,9 +65,9 @@ def _scatter_sum(messages: torch.Tensor, dst: torch.Tensor, num_nodes: int) -> t
 
 
 class FrozenGCNConv(_Frozen):
-    def __init__(self, model: nn.Module, layer: str):
+    def __init__(self, model: nn.Module, layer: str, quantized: bool):
         conv = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer))
+        super().__init__(_layer_qparams(model, layer, quantized))
         self.freeze_weight("lin_weight", conv.lin.weight)
         self.register_buffer("bias", conv.bias.detach().clone())
 
@@ -79,9 +81,9 @@ class FrozenGCNConv(_Frozen):
 
 
 class FrozenGATConv(_Frozen):
-    def __init__(self, model: nn.Module, layer: str):
+    def __init__(self, model: nn.Module, layer: str, quantized: bool):
         conv = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer))
+        super().__init__(_layer_qparams(model, layer, quantized))
         self.heads, self.channels, self.concat = conv.heads, conv.out_channels, conv.concat
         self.freeze_weight("lin_weight", conv.lin.weight)
         self.freeze_weight("att", conv.att, role="attention")
@@ -114,9 +116,9 @@ class FrozenGATConv(_Frozen):
 
 
 class FrozenQuantLinear(_Frozen):
-    def __init__(self, model: nn.Module, layer: str):
+    def __init__(self, model: nn.Module, layer: str, quantized: bool):
         linear = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer))
+        super().__init__(_layer_qparams(model, layer, quantized))
         self.freeze_weight("lin_weight", linear.lin.weight)
         self.register_buffer("bias", linear.lin.bias.detach().clone())
 
@@ -126,14 +128,14 @@ class FrozenQuantLinear(_Frozen):
 
 
 class FrozenGINConv(_Frozen):
-    def __init__(self, model: nn.Module, layer: str):
+    def __init__(self, model: nn.Module, layer: str, quantized: bool):
         conv = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer))
+        super().__init__(_layer_qparams(model, layer, quantized))
         self.freeze_weight("lin_weight", conv.lin.weight)
         self.register_buffer("lin_bias", conv.lin.bias.detach().clone())
         self.register_buffer("eps", conv.eps.detach().clone())
         self.mlp = nn.ModuleList(
-            FrozenQuantLinear(model, f"{layer}.mlp.{i}")
+            FrozenQuantLinear(model, f"{layer}.mlp.{i}", quantized)
             for i, module in enumerate(conv.mlp)
             if not isinstance(module, nn.ReLU)
         )
@@ -152,11 +154,13 @@ class FrozenGINConv(_Frozen):
 class FrozenModel(nn.Module):
     """``forward(x, src, dst, indptr)``: the layers of a trained node classifier, ReLU between."""
 
-    def __init__(self, model: nn.Module, arch: str):
+    def __init__(self, model: nn.Module, arch: str, quantized: bool = True):
         super().__init__()
         self.arch = arch
         conv = {"gcn": FrozenGCNConv, "gat": FrozenGATConv, "gin": FrozenGINConv}[arch]
-        self.convs = nn.ModuleList(conv(model, f"convs.{i}") for i in range(len(model.convs)))
+        self.convs = nn.ModuleList(
+            conv(model, f"convs.{i}", quantized) for i in range(len(model.convs))
+        )
 
     def forward(self, x, src, dst, indptr):
         graph = (src, dst, _gcn_norm(x.size(0), src, dst) if self.arch == "gcn" else indptr)
@@ -179,6 +183,9 @@ def _gcn_norm(num_nodes: int, src: torch.Tensor, dst: torch.Tensor) -> torch.Ten
     return inv_sqrt.index_select(0, src) * inv_sqrt.index_select(0, dst)
 
 
-def freeze(model: nn.Module, arch: str) -> FrozenModel:
-    """The inference graph of a trained ``model`` (eval mode, no gradients)."""
-    return FrozenModel(model.eval(), arch).eval().requires_grad_(False)
+def freeze(model: nn.Module, arch: str, quantized: bool = True) -> FrozenModel:
+    """The inference graph of a trained ``model`` (eval mode, no gradients).
+
+    ``quantized=False`` drops every quantization point: the float program of the same
+    weights, which dqc compiles as its FP32 baseline."""
+    return FrozenModel(model.eval(), arch, quantized).eval().requires_grad_(False)

@@ -1,10 +1,11 @@
-"""Integer matmul with zero points: ``out[m, n] = sum_k (a[m, k] - za) (b[n, k] - zb)``.
+"""Integer matmul with zero points: ``out[m, n] = sum_k (a[m, k] - za) (b[k, n] - zb)``.
 
 Expanded so the inner product runs on the raw 8-bit codes (what VNNI / sdot accelerate)::
 
     sum_k a b  -  zb * rowsum(a)[m]  -  za * colsum(b)[n]  +  K za zb
 
-``b`` (the weights) is a constant, so ``colsum(b)`` folds at compile time.
+``b`` is the weight, laid out ``[K, N]``; ``b_sum`` its column sums (a constant when ``b``
+is, precomputed at compile time).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from __future__ import annotations
 from tvm import te, tirx
 
 
-def qmatmul(a: te.Tensor, b: te.Tensor, a_zero: int, b_zero: int):
+def qmatmul(a: te.Tensor, b: te.Tensor, b_sum: te.Tensor, a_zero: int, b_zero: int):
     m, k = a.shape
-    n = b.shape[0]
+    n = b.shape[1]
     rk = te.reduce_axis((0, k), name="k")
     dot = te.compute(
         (m, n),
-        lambda i, j: te.sum(tirx.Cast("int32", a[i, rk]) * tirx.Cast("int32", b[j, rk]), axis=rk),
+        lambda i, j: te.sum(tirx.Cast("int32", a[i, rk]) * tirx.Cast("int32", b[rk, j]), axis=rk),
         name="dot",
     )
     if a_zero == 0 and b_zero == 0:
@@ -27,14 +28,10 @@ def qmatmul(a: te.Tensor, b: te.Tensor, a_zero: int, b_zero: int):
     a_sum = te.compute(
         (m,), lambda i: te.sum(tirx.Cast("int32", a[i, rk2]), axis=rk2), name="a_sum"
     )
-    rk3 = te.reduce_axis((0, k), name="k3")
-    b_sum = te.compute(
-        (n,), lambda j: te.sum(tirx.Cast("int32", b[j, rk3]), axis=rk3), name="b_sum"
-    )
     za, zb = tirx.const(a_zero, "int32"), tirx.const(b_zero, "int32")
-    kk = tirx.Cast("int32", k)
+    offset = tirx.Cast("int32", k) * za * zb
     return te.compute(
         (m, n),
-        lambda i, j: dot[i, j] - zb * a_sum[i] - za * b_sum[j] + kk * za * zb,
+        lambda i, j: dot[i, j] - zb * a_sum[i] - za * b_sum[j] + offset,
         name="qmatmul",
     )

@@ -33,11 +33,15 @@ def requantize_value(
     if bias is not None:
         acc = acc + bias
     floor = tirx.shift_right(acc, _i64(fixed.shift))
-    off = acc - tirx.shift_left(floor, _i64(fixed.shift)) - _i64(1 << (fixed.shift - 1))
-    window = _i64(tie_window(fixed.shift))
-    tie = tirx.all(off <= window, off >= -window)
-    up = tirx.Select(tie, floor & _i64(1), tirx.Select(off > 0, _i64(1), _i64(0)))
+    frac = acc & _i64((1 << fixed.shift) - 1)  # acc - floor * 2^S, in [0, 2^S)
+    half, window = 1 << (fixed.shift - 1), tie_window(fixed.shift)
+    up = tirx.Select(
+        frac > _i64(half + window),
+        _i64(1),
+        tirx.Select(frac < _i64(half - window), _i64(0), floor & _i64(1)),
+    )
     out = tirx.max(tirx.min(floor + up + _i64(zero_point), _i64(qmax)), _i64(qmin))
+
     return tirx.Cast(dtype, out)
 
 

@@ -140,8 +140,8 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     reads += [b[tuple(slice(0, d) for d in b.shape)] for b in buffers]
                     T.reads(*reads)
                     T.writes(out[vi, vj])
-                    acc = T.alloc_buffer((1,), out_dtype, scope="local")
-                    T.buffer_store(acc, tirx.const(0, out_dtype), [0])
+                    T.buffer_store(out, tirx.const(0, out_dtype), [vi, vj])
+
                     index, rest = [], vj
                     for d in reversed(shape):
                         index.append(tirx.floormod(rest, d))
@@ -151,6 +151,6 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     with T.serial(begin, end) as k:
                         emitter = _Emitter(leaves, buffers, indices, k)
                         term = emitter.value(message, tuple(reversed(index)))
-                        T.buffer_store(acc, acc[0] + term, [0])
-                    T.buffer_store(out, acc[0], [vi, vj])
+                        T.buffer_store(out, out[vi, vj] + term, [vi, vj])
+
     return ib.get()

@@ -1,0 +1,116 @@
+"""``dqc compile``: a trained checkpoint to ``out/model.so`` and ``out/dqc.json``.
+
+Stages: load the checkpoint -> freeze (inference graph with explicit quantize/dequantize)
+-> ``torch.export`` with symbolic node and edge counts -> Relax import with dqc's converters
+-> dqc's pipeline (``dqc.pipeline``) -> ``tvm.compile`` -> ``export_library``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import tvm
+
+from dqc import __version__, relax_ops  # noqa: F401  (registers dqc's Relax ops)
+from dqc.checkpoint import load_checkpoint
+from dqc.frontend.export import GraphBounds, export_program, import_program
+from dqc.frontend.freeze import SELF_LOOPS, freeze
+from dqc.models import quantization_points
+from dqc.pipeline import PHASES, DumpIR, phase_passes
+from dqc.targets import resolve_target
+
+MANIFEST = "dqc.json"
+LIBRARY = "model.so"
+FORMAT = "dqc-artifact"
+VERSION = 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _quiet(stage: str) -> None:
+    pass
+
+
+def compile_checkpoint(
+    checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    target: str | dict | None = None,
+    bounds: GraphBounds = GraphBounds(),
+    quantized: bool = True,
+    dump_ir: str | os.PathLike | None = None,
+    log: Callable[[str], None] = _quiet,
+) -> Path:
+    """Compile ``checkpoint`` into ``output`` (created); returns the manifest's path.
+
+    ``quantized=False`` compiles the same weights as a float program (dqc's FP32 baseline).
+    ``log`` receives one line per stage.
+    """
+    checkpoint, output = Path(checkpoint), Path(output)
+    spec, profile = resolve_target(target)
+    tvm_target = tvm.target.Target(spec)
+    start = time.perf_counter()
+
+    def stage(text: str) -> None:
+        log(f"[{time.perf_counter() - start:6.1f}s] {text}")
+
+    stage(f"load {checkpoint}")
+    ckpt = load_checkpoint(checkpoint)
+    config = ckpt.config
+    quantized = quantized and config.scheme != "fp32"
+    frozen = freeze(ckpt.model, config.arch, quantized)
+    stage("export with torch.export (symbolic num_nodes, num_edges)")
+    program = export_program(frozen, config.in_channels, bounds)
+    stage("import into Relax")
+    mod = import_program(program)
+    instruments = [DumpIR(dump_ir)] if dump_ir else []
+    with tvm_target, tvm.transform.PassContext(opt_level=3, instruments=instruments):
+        for phase in PHASES:
+            stage(f"passes: {phase}")
+            mod = tvm.transform.Sequential(phase_passes(phase, tvm_target))(mod)
+        stage(f"codegen for {json.dumps(spec)}")
+        executable = tvm.compile(mod, tvm_target, relax_pipeline=None)
+    output.mkdir(parents=True, exist_ok=True)
+    stage(f"export {output / LIBRARY}")
+    executable.export_library(str(output / LIBRARY))
+    manifest = {
+        "format": FORMAT,
+        "version": VERSION,
+        "dqc_version": __version__,
+        "tvm_version": tvm.__version__,
+        "target": spec,
+        "profile": profile,
+        "library": LIBRARY,
+        "dataset": ckpt.dataset,
+        "arch": config.arch,
+        "scheme": config.scheme if quantized else "fp32",
+        "trained_scheme": config.scheme,
+        "self_loops": SELF_LOOPS[config.arch],
+        "inputs": {
+            "x": {"dtype": "float32", "shape": ["num_nodes", config.in_channels]},
+            "edge_index": {"dtype": "int64", "shape": [2, "num_edges"]},
+        },
+        "outputs": {"logits": {"dtype": "float32", "shape": ["num_nodes", config.out_channels]}},
+        "bounds": {"max_nodes": bounds.max_nodes, "max_edges": bounds.max_edges},
+        "quantization": [
+            {"layer": layer, "role": role, **q.qparams().to_dict()}
+            for (layer, role), q in quantization_points(ckpt.model).items()
+        ]
+        if quantized
+        else [],
+        "checkpoint": {"file": checkpoint.name, "sha256": _sha256(checkpoint)},
+    }
+    path = output / MANIFEST
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+    stage(f"wrote {path}")
+    return path

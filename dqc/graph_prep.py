@@ -1,0 +1,84 @@
+"""Input checking and graph preparation shared by the runtime and the integer reference.
+
+A compiled model takes ``x`` ([N, F] float32) and ``edge_index`` ([2, E] int64, row 0 the
+sources, row 1 the targets, PyG's convention). Before the binary runs, the graph is prepared
+like the model's training-time preprocessing and laid out for CSR kernels: self-loops are
+replaced by one per node (GCN, GAT: PyG's ``add_remaining_self_loops``) or removed (GIN),
+edges are sorted by target (stable), and ``indptr`` is the CSR row pointer of the targets.
+Duplicate edges are kept: each is a separate message, as in PyG.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class PreparedGraph:
+    num_nodes: int
+    src: np.ndarray  # int64 [E'], sorted by target
+    dst: np.ndarray  # int64 [E'], non-decreasing
+    indptr: np.ndarray  # int64 [N + 1]
+
+
+def _as_numpy(value, name: str) -> np.ndarray:
+    if hasattr(value, "detach"):  # torch.Tensor
+        value = value.detach().cpu().numpy()
+    if not isinstance(value, np.ndarray):
+        raise ValueError(
+            f"{name} must be a NumPy array or torch tensor, got {type(value).__name__}"
+        )
+    return value
+
+
+def check_inputs(
+    x, edge_index, num_features: int, max_nodes: int, max_edges: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validated ``(x float32 [N, F], edge_index int64 [2, E])``; ``ValueError`` names the problem."""
+    x = _as_numpy(x, "x")
+    edge_index = _as_numpy(edge_index, "edge_index")
+    if x.dtype != np.float32:
+        raise ValueError(f"x must be float32, got {x.dtype}")
+    if x.ndim != 2 or x.shape[1] != num_features:
+        raise ValueError(f"x must have shape [num_nodes, {num_features}], got {list(x.shape)}")
+    num_nodes = x.shape[0]
+    if num_nodes == 0:
+        raise ValueError("the graph is empty: x has 0 nodes")
+    if num_nodes > max_nodes:
+        raise ValueError(f"x has {num_nodes} nodes, over the compiled bound of {max_nodes}")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or Inf")
+    if edge_index.dtype not in (np.int64, np.int32):
+        raise ValueError(f"edge_index must be int64 (or int32), got {edge_index.dtype}")
+    if edge_index.ndim != 2 or edge_index.shape[0] != 2:
+        raise ValueError(f"edge_index must have shape [2, num_edges], got {list(edge_index.shape)}")
+    if edge_index.shape[1] > max_edges:
+        raise ValueError(
+            f"edge_index has {edge_index.shape[1]} edges, over the compiled bound of {max_edges}"
+        )
+    if edge_index.size:
+        low, high = int(edge_index.min()), int(edge_index.max())
+        if low < 0:
+            raise ValueError(f"edge_index has a negative node id ({low})")
+        if high >= num_nodes:
+            raise ValueError(f"edge_index refers to node {high}, but x has only {num_nodes} nodes")
+    return np.ascontiguousarray(x), edge_index.astype(np.int64, copy=False)
+
+
+def prepare_graph(edge_index: np.ndarray, num_nodes: int, self_loops: str) -> PreparedGraph:
+    """Self-loops per ``self_loops`` (``"add"`` or ``"remove"``), edges sorted by target."""
+    src, dst = edge_index
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    if self_loops == "add":
+        loops = np.arange(num_nodes, dtype=np.int64)
+        src, dst = np.concatenate([src, loops]), np.concatenate([dst, loops])
+    elif self_loops != "remove":
+        raise ValueError(f"self_loops must be 'add' or 'remove', got {self_loops!r}")
+    order = np.argsort(dst, kind="stable")
+    src, dst = src[order], dst[order]
+    indptr = np.zeros(num_nodes + 1, np.int64)
+    np.cumsum(np.bincount(dst, minlength=num_nodes), out=indptr[1:])
+    return PreparedGraph(num_nodes, np.ascontiguousarray(src), np.ascontiguousarray(dst), indptr)

@@ -1,0 +1,77 @@
+"""dqc's pass pipeline from the imported Relax module to a module ready for ``tvm.compile``.
+
+Phases, each a list of passes (run in order, instrumented by ``--dump-ir``):
+
+* quantize: ``FoldQDQ`` (integer ops), ``FoldScales`` (fixed-point multipliers)
+* lower: ``LowerMessagePassing`` (CSR kernels), ``LegalizeOps`` with dqc's kernels,
+  TVM's operator fusion
+* schedule: dqc's default schedule rules (``dqc.schedules``) on every kernel
+* finalize: TVM's CPU dataflow lowering and memory planning
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import tvm
+from tvm import relax
+from tvm.relax.backend.cpu_generic import pipeline as cpu_pipeline
+from tvm.s_tir import dlight
+
+from dqc.passes.fold_qdq import FoldQDQ
+from dqc.passes.fold_scales import FoldScales
+from dqc.passes.legalize import DQC_LEGALIZE_MAP
+from dqc.passes.lower_message_passing import LowerMessagePassing
+from dqc.schedules import default_rules
+
+
+def quantize_passes() -> list:
+    return [FoldQDQ(), FoldScales()]
+
+
+def lower_passes() -> list:
+    return [
+        LowerMessagePassing(),
+        relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+        relax.transform.DeadCodeElimination(),
+    ]
+
+
+def schedule_passes(target: tvm.target.Target) -> list:
+    return [dlight.ApplyDefaultSchedule(*default_rules(target))]
+
+
+def finalize_passes(target: tvm.target.Target) -> list:
+    return cpu_pipeline.dataflow_lower_passes(target) + cpu_pipeline.finalize_passes(target)
+
+
+PHASES = ("quantize", "lower", "schedule", "finalize")
+
+
+def phase_passes(phase: str, target: tvm.target.Target) -> list:
+    return {
+        "quantize": quantize_passes,
+        "lower": lower_passes,
+        "schedule": lambda: schedule_passes(target),
+        "finalize": lambda: finalize_passes(target),
+    }[phase]()
+
+
+@tvm.instrument.pass_instrument
+class DumpIR:
+    """Writes the module after every pass to ``<dir>/<NNN>_<pass>.py`` (TVMScript)."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.count = 0
+
+    def run_after_pass(self, mod: tvm.IRModule, info) -> None:
+        self.count += 1
+        name = info.name.replace("/", "_")
+        path = self.directory / f"{self.count:03d}_{name}.py"
+        path.write_text(mod.script(show_meta=False))

@@ -1,0 +1,130 @@
+"""Compilation targets: TVM 0.27 target dicts from CLI strings, JSON or named profiles.
+
+TVM 0.27 only accepts targets as dicts (``{"kind": "llvm", "mcpu": "cascadelake"}``) and
+rejects the classic CLI strings; ``resolve_target`` accepts all three forms a user may have::
+
+    "llvm -mcpu=cascadelake"                              classic string, translated
+    '{"kind": "llvm", "mtriple": "aarch64-linux-gnu"}'    JSON dict
+    "x86-avx512vnni"                                      a profile name (see PROFILES)
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import tvm
+from tvm.target import codegen
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    target: dict
+    description: str
+    cross_compiler: str | None = None  # C compiler that links the shared library
+    features: tuple[str, ...] = field(default=())
+
+
+PROFILES = {
+    p.name: p
+    for p in (
+        Profile(
+            "x86-avx2", {"kind": "llvm", "mcpu": "haswell"}, "x86-64 with AVX2", features=("avx2",)
+        ),
+        Profile(
+            "x86-avx512vnni",
+            {"kind": "llvm", "mcpu": "cascadelake"},
+            "x86-64 with AVX-512 VNNI (Cascade Lake and newer, Zen 4)",
+            features=("avx512", "vnni"),
+        ),
+        Profile(
+            "arm64-neon",
+            {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]},
+            "generic 64-bit ARM with NEON",
+            "aarch64-linux-gnu-gcc",
+            ("neon",),
+        ),
+        Profile(
+            "arm64-dotprod",
+            {
+                "kind": "llvm",
+                "mtriple": "aarch64-linux-gnu",
+                "mcpu": "cortex-a76",
+                "mattr": ["+neon", "+dotprod"],
+            },
+            "ARMv8.2 with dot product (Cortex-A76 / A55)",
+            "aarch64-linux-gnu-gcc",
+            ("neon", "dotprod"),
+        ),
+        Profile(
+            "rpi4",
+            {
+                "kind": "llvm",
+                "mtriple": "aarch64-linux-gnu",
+                "mcpu": "cortex-a72",
+                "mattr": ["+neon"],
+            },
+            "Raspberry Pi 4 (Cortex-A72, no dot product)",
+            "aarch64-linux-gnu-gcc",
+            ("neon",),
+        ),
+    )
+}
+
+_LIST_OPTIONS = {"mattr", "keys", "libs"}
+_INT_OPTIONS = {"num-cores", "opt-level", "vector-width"}
+
+
+def host_target() -> dict:
+    """The machine dqc runs on: LLVM with its detected CPU."""
+    return {"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu())}
+
+
+def parse_target_string(text: str) -> dict:
+    """``"llvm -mcpu=x -mattr=+a,+b"`` -> ``{"kind": "llvm", "mcpu": "x", "mattr": [...]}``."""
+    kind, *options = text.split()
+    spec: dict = {"kind": kind}
+    for option in options:
+        if not option.startswith("-") or "=" not in option:
+            raise ValueError(f"target option {option!r} in {text!r} is not -key=value")
+        key, value = option.lstrip("-").split("=", 1)
+        if key in _LIST_OPTIONS:
+            spec[key] = [v for v in value.split(",") if v]
+        elif key in _INT_OPTIONS:
+            spec[key] = int(value)
+        else:
+            spec[key] = value
+    return spec
+
+
+def resolve_target(text: str | dict | None) -> tuple[dict, str | None]:
+    """The target dict and the profile name (if one was used) for a user's target."""
+    if text is None or text == "host":
+        return host_target(), "host"
+    if isinstance(text, dict):
+        spec, name = dict(text), None
+    elif text in PROFILES:
+        return dict(PROFILES[text].target), text
+    elif text.lstrip().startswith("{"):
+        try:
+            spec, name = json.loads(text), None
+        except json.JSONDecodeError as err:
+            raise ValueError(f"target JSON {text!r} is invalid: {err}") from None
+    else:
+        spec, name = parse_target_string(text), None
+    try:
+        tvm.target.Target(spec)
+    except Exception as err:
+        choices = ", ".join(PROFILES)
+        raise ValueError(f"invalid target {text!r}: {err}. Profiles: {choices}") from None
+    return spec, name
+
+
+def is_cross(spec: dict) -> bool:
+    """Whether code for ``spec`` cannot run on this machine."""
+    triple = spec.get("mtriple")
+    return (
+        triple is not None
+        and triple.split("-")[0] != str(codegen.llvm_get_system_triple()).split("-")[0]
+    )

@@ -1,0 +1,37 @@
+"""Elementwise: fused injective kernels (quantize, requantize, casts, bias) in parallel chunks
+of vectors.
+
+Inlines every producer it can, then for each remaining spatial block fuses the outer loops
+into one parallel loop and vectorizes the innermost (static) axis.
+"""
+
+from __future__ import annotations
+
+from dqc.schedules.common import CPURule, split_vector, vector_lanes
+from tvm import s_tir, tirx
+from tvm.s_tir.dlight.analysis import normalize_prim_func
+from tvm.s_tir.dlight.base.common_schedules import try_inline
+from tvm.target import Target
+
+
+class Elementwise(CPURule):
+    def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool):
+        if not self.is_target_available(target):
+            return None
+        sch = s_tir.Schedule(func)
+        blocks = normalize_prim_func(sch)
+        if not blocks or any(b.dom_kind().strip("S") for b in blocks):
+            return None
+        if not all(isinstance(sch.get(b.block_rv).body, tirx.BufferStore) for b in blocks):
+            return None  # hand-written kernels with loops inside blocks (scatter, softmax)
+
+        for info in try_inline(sch, blocks):
+            loops = sch.get_loops(info.block_rv)
+            if not loops:
+                continue
+            outer, _ = split_vector(sch, loops[-1], vector_lanes(target))
+            rest = [*loops[:-1], outer] if outer is not None else list(loops[:-1])
+
+            if rest:
+                sch.parallel(sch.fuse(*rest) if len(rest) > 1 else rest[0])
+        return sch
