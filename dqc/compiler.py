@@ -46,7 +46,8 @@ def compile_checkpoint(
     checkpoint: str | os.PathLike,
     output: str | os.PathLike,
     target: str | dict | None = None,
-    bounds: GraphBounds = GraphBounds(),
+    bounds: GraphBounds | None = None,
+
     quantized: bool = True,
     dump_ir: str | os.PathLike | None = None,
     log: Callable[[str], None] = _quiet,
@@ -57,6 +58,8 @@ def compile_checkpoint(
     ``log`` receives one line per stage.
     """
     checkpoint, output = Path(checkpoint), Path(output)
+    bounds = bounds or GraphBounds()
+
     spec, profile = resolve_target(target)
     tvm_target = tvm.target.Target(spec)
     start = time.perf_counter()

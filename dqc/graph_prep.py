@@ -36,7 +36,9 @@ def _as_numpy(value, name: str) -> np.ndarray:
 def check_inputs(
     x, edge_index, num_features: int, max_nodes: int, max_edges: int
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Validated ``(x float32 [N, F], edge_index int64 [2, E])``; ``ValueError`` names the problem."""
+    """Checked ``(x float32 [N, F], edge_index int64 [2, E])``; a ``ValueError`` names the
+    problem."""
+
     x = _as_numpy(x, "x")
     edge_index = _as_numpy(edge_index, "edge_index")
     if x.dtype != np.float32:
