@@ -47,7 +47,6 @@ def compile_checkpoint(
     output: str | os.PathLike,
     target: str | dict | None = None,
     bounds: GraphBounds | None = None,
-
     quantized: bool = True,
     dump_ir: str | os.PathLike | None = None,
     log: Callable[[str], None] = _quiet,

@@ -24,9 +24,10 @@ class _FakeQuantize(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, scale, zero_point, qmin, qmax, clip_grad):
         rounded = torch.round(x / scale + zero_point)
-        if clip_grad:
+        ctx.clip_grad = clip_grad and ctx.needs_input_grad[0]
+        if ctx.clip_grad:
             ctx.save_for_backward((rounded > qmin) & (rounded < qmax))
-        ctx.clip_grad = clip_grad
+
         return (rounded.clamp(qmin, qmax) - zero_point) * scale
 
     @staticmethod

@@ -30,9 +30,13 @@ class Quantizer(nn.Module):
         tracker: str = "percentile",
         percentile: float | None = None,
         grad: str = "gc",
+        sparse_data: bool = False,
     ):
+        """``sparse_data`` marks a point that sees raw, mostly-zero dataset features: it then
+        quantizes only their nonzeros (same result, a fraction of the work)."""
         super().__init__()
-        self.bits, self.signed = bits, signed
+        self.bits, self.signed, self.sparse_data = bits, signed, sparse_data
+
         self.tracker, self.percentile, self.grad = tracker, percentile, grad
         self.register_buffer("min_val", torch.tensor(math.nan))
         self.register_buffer("max_val", torch.tensor(math.nan))
@@ -57,20 +61,42 @@ class Quantizer(nn.Module):
         self.max_val.copy_(hi)
 
     def forward(self, x: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
-        if not self.training:
-            return fake_quantize(x, self.qparams(), self.grad)
+        if self.training:
+            self.observe(x if protect is None else x[~protect])
+            if not self.calibrated:  # every row protected so far: nothing to quantize with
+                return x
+        else:
+            protect = None
+        if self.sparse_data and not x.requires_grad and x.dim() == 2:
+            sparse = _quantize_nonzeros(x, protect, self.qparams())
+            if sparse is not None:
+                return sparse
+        out = fake_quantize(x, self.qparams(), self.grad)
         if protect is None:
-            self.observe(x)
-            return fake_quantize(x, self.qparams(), self.grad)
-        self.observe(x[~protect])
-        if not self.calibrated:  # every row protected so far: nothing to quantize with
-            return x
-        rows = protect.view(-1, *([1] * (x.dim() - 1)))
-        return torch.where(rows, x, fake_quantize(x, self.qparams(), self.grad))
+            return out
+        return torch.where(protect.view(-1, *([1] * (x.dim() - 1))), x, out)
 
     def extra_repr(self) -> str:
         sign = "signed" if self.signed else "unsigned"
         return f"bits={self.bits}, {sign}, tracker={self.tracker}, grad={self.grad}"
+
+
+def _quantize_nonzeros(x: torch.Tensor, protect: torch.Tensor | None, qparams: QParams):
+    """The fake quantization of a mostly-zero, gradient-free matrix (raw bag-of-words
+    features), computed on its nonzeros only; None if ``x`` is not that sparse.
+
+    Exact: the range always contains 0, so the zero point is on the grid and 0 maps to 0.
+    """
+    rows, cols = x.nonzero(as_tuple=True)
+    if rows.numel() > x.numel() // 8:
+        return None
+    values = x[rows, cols]
+    quantized = fake_quantize(values, qparams)
+    if protect is not None:
+        quantized = torch.where(protect[rows], values, quantized)
+    out = torch.zeros_like(x)
+    out[rows, cols] = quantized
+    return out
 
 
 class Float(nn.Module):

@@ -51,8 +51,9 @@ def requantize_to(terms, out: QParams, bias: np.ndarray | None = None) -> Codes:
     fixed = FixedPoint.from_reals(reals, bound)
     fixed_bias = None if scaled_bias is None else fixed.bias(scaled_bias)
     values = [v for v, _ in terms]
-    codes = requantize(values, [0] * len(values), fixed, out.zero_point, out.qmin, out.qmax,
-                       fixed_bias)
+    codes = requantize(
+        values, [0] * len(values), fixed, out.zero_point, out.qmin, out.qmax, fixed_bias
+    )
     return Codes(codes, out)
 
 
@@ -71,8 +72,9 @@ def linear(x: Codes, weight: Codes, out: QParams, bias=None) -> Codes:
 
 def relu_to(x: Codes, out: QParams) -> Codes:
     """ReLU on codes is ``max(q, zero)``; then move to ``out``'s grid."""
-    return requantize_to([(np.maximum(x.codes, x.qp.zero_point) - x.qp.zero_point,
-                           x.qp.scale)], out)
+    return requantize_to(
+        [(np.maximum(x.codes, x.qp.zero_point) - x.qp.zero_point, x.qp.scale)], out
+    )
 
 
 class IntegerReference:
@@ -112,22 +114,32 @@ class IntegerReference:
         qp_norm = self.qp(layer, "norm")
         norm = Codes(qp_norm.quantize(inv_sqrt[graph.src] * inv_sqrt[graph.dst]), qp_norm)
         products = norm.centered()[:, None] * h.centered()[graph.src]
-        messages = requantize_to([(products, norm.qp.scale * h.qp.scale)],
-                                 self.qp(layer, "message"))
-        aggregated = requantize_to([(segment_sum(messages.centered(), graph), messages.qp.scale)],
-                                   self.qp(layer, "aggregate"))
-        return requantize_to([(aggregated.centered(), aggregated.qp.scale)],
-                             self.qp(layer, "update"), conv.bias.detach().numpy())
+        messages = requantize_to(
+            [(products, norm.qp.scale * h.qp.scale)], self.qp(layer, "message")
+        )
+        aggregated = requantize_to(
+            [(segment_sum(messages.centered(), graph), messages.qp.scale)],
+            self.qp(layer, "aggregate"),
+        )
+        return requantize_to(
+            [(aggregated.centered(), aggregated.qp.scale)],
+            self.qp(layer, "update"),
+            conv.bias.detach().numpy(),
+        )
 
     def gin(self, layer: str, x: Codes, graph: PreparedGraph) -> Codes:
         conv = self.model.get_submodule(layer)
         h = linear(x, self.weight(layer, conv.lin.weight), self.qp(layer, "feature"))
         messages = requantize_to([(h.centered()[graph.src], h.qp.scale)], self.qp(layer, "message"))
-        aggregated = requantize_to([(segment_sum(messages.centered(), graph), messages.qp.scale)],
-                                   self.qp(layer, "aggregate"))
+        aggregated = requantize_to(
+            [(segment_sum(messages.centered(), graph), messages.qp.scale)],
+            self.qp(layer, "aggregate"),
+        )
         one_plus_eps = float(np.add(conv.eps.detach().numpy(), np.float32(1.0))[0])
-        terms = [(h.centered(), h.qp.scale * one_plus_eps),
-                 (aggregated.centered(), aggregated.qp.scale)]
+        terms = [
+            (h.centered(), h.qp.scale * one_plus_eps),
+            (aggregated.centered(), aggregated.qp.scale),
+        ]
         bias = conv.lin.bias.detach().numpy()
         out = None
         for i, module in enumerate(conv.mlp):
@@ -140,8 +152,12 @@ class IntegerReference:
                 x_in = Codes(np.maximum(combined.codes, qp_in.zero_point), qp_in)
             else:
                 x_in = relu_to(out, qp_in)
-            out = linear(x_in, self.weight(name, module.lin.weight), self.qp(name, "feature"),
-                         module.lin.bias.detach().numpy())
+            out = linear(
+                x_in,
+                self.weight(name, module.lin.weight),
+                self.qp(name, "feature"),
+                module.lin.bias.detach().numpy(),
+            )
         return requantize_to([(out.centered(), out.qp.scale)], self.qp(layer, "update"))
 
     def gat(self, layer: str, x: Codes, graph: PreparedGraph) -> Codes:
@@ -154,16 +170,24 @@ class IntegerReference:
         logit_dst = (hc * att_c[:, :channels]).sum(-1)
         logit_src = (hc * att_c[:, channels:]).sum(-1)
         qp_alpha = self.qp(layer, "alpha")
-        alpha = requantize_to([(logit_src[graph.src], logit_scale),
-                               (logit_dst[graph.dst], logit_scale)], qp_alpha)
+        alpha = requantize_to(
+            [(logit_src[graph.src], logit_scale), (logit_dst[graph.dst], logit_scale)], qp_alpha
+        )
         weights = softmax_spec.edge_softmax(
-            alpha.codes, graph.indptr, qp_alpha.scale, qp_alpha.zero_point, qp_alpha.qmin,
-            qp_alpha.qmax, NEGATIVE_SLOPE,
+            alpha.codes,
+            graph.indptr,
+            qp_alpha.scale,
+            qp_alpha.zero_point,
+            qp_alpha.qmin,
+            qp_alpha.qmax,
+            NEGATIVE_SLOPE,
         ).astype(np.int64)
         products = hc[graph.src] * weights[:, :, None]
         messages = requantize_to([(products, h.qp.scale * WEIGHT_SCALE)], self.qp(layer, "message"))
-        aggregated = requantize_to([(segment_sum(messages.centered(), graph), messages.qp.scale)],
-                                   self.qp(layer, "aggregate"))
+        aggregated = requantize_to(
+            [(segment_sum(messages.centered(), graph), messages.qp.scale)],
+            self.qp(layer, "aggregate"),
+        )
         bias = conv.bias.detach().numpy()
         if conv.concat:
             term = (aggregated.centered().reshape(graph.num_nodes, -1), aggregated.qp.scale)

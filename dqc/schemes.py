@@ -49,7 +49,7 @@ class Scheme:
             return Float()
         tracker = "minmax" if data_input else self.tracker
         percentile = None if data_input else self.percentile
-        return Quantizer(self.bits, signed, tracker, percentile, self.grad)
+        return Quantizer(self.bits, signed, tracker, percentile, self.grad, sparse_data=data_input)
 
 
 SCHEMES = {
