@@ -79,7 +79,10 @@ def compile_checkpoint(
     with tvm_target, tvm.transform.PassContext(opt_level=3, instruments=instruments):
         for phase in PHASES:
             stage(f"passes: {phase}")
-            mod = tvm.transform.Sequential(phase_passes(phase, tvm_target))(mod)
+            mod = tvm.transform.Sequential(
+                phase_passes(phase, tvm_target, SELF_LOOPS[config.arch])
+            )(mod)
+
         stage(f"codegen for {json.dumps(spec)}")
         executable = tvm.compile(mod, tvm_target, relax_pipeline=None)
     output.mkdir(parents=True, exist_ok=True)

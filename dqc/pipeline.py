@@ -3,8 +3,9 @@
 Phases, each a list of passes (run in order, instrumented by ``--dump-ir``):
 
 * quantize: ``FoldQDQ`` (integer ops), ``FoldScales`` (fixed-point multipliers)
-* lower: ``LowerMessagePassing`` (CSR kernels), ``LegalizeOps`` with dqc's kernels,
-  TVM's operator fusion
+* lower: ``AddGraphPrep`` (``main(x, edge_index)`` builds its CSR), ``LowerMessagePassing``
+  (CSR kernels), ``LegalizeOps`` with dqc's kernels, TVM's operator fusion
+
 * schedule: dqc's default schedule rules (``dqc.schedules``) on every kernel
 * finalize: TVM's CPU dataflow lowering and memory planning
 """
@@ -18,6 +19,7 @@ from tvm import relax
 from tvm.relax.backend.cpu_generic import pipeline as cpu_pipeline
 from tvm.s_tir import dlight
 
+from dqc.passes.add_graph_prep import AddGraphPrep
 from dqc.passes.fold_qdq import FoldQDQ
 from dqc.passes.fold_scales import FoldScales
 from dqc.passes.legalize import DQC_LEGALIZE_MAP
@@ -29,8 +31,9 @@ def quantize_passes() -> list:
     return [FoldQDQ(), FoldScales()]
 
 
-def lower_passes() -> list:
+def lower_passes(self_loops: str) -> list:
     return [
+        AddGraphPrep(self_loops),
         LowerMessagePassing(),
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
         relax.transform.AnnotateTIROpPattern(),
@@ -52,10 +55,11 @@ def finalize_passes(target: tvm.target.Target) -> list:
 PHASES = ("quantize", "lower", "schedule", "finalize")
 
 
-def phase_passes(phase: str, target: tvm.target.Target) -> list:
+def phase_passes(phase: str, target: tvm.target.Target, self_loops: str) -> list:
+    """The passes of one phase; ``self_loops`` is the model's ``"add"`` / ``"remove"``."""
     return {
         "quantize": quantize_passes,
-        "lower": lower_passes,
+        "lower": lambda: lower_passes(self_loops),
         "schedule": lambda: schedule_passes(target),
         "finalize": lambda: finalize_passes(target),
     }[phase]()

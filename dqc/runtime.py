@@ -17,7 +17,7 @@ from tvm import relax
 
 from dqc._tvm import tensor
 from dqc.compiler import FORMAT, MANIFEST, VERSION
-from dqc.graph_prep import PreparedGraph, check_inputs, prepare_graph
+from dqc.graph_prep import check_inputs
 
 
 class ArtifactError(ValueError):
@@ -54,21 +54,19 @@ class CompiledModel:
             x, edge_index, self.num_features, bounds["max_nodes"], bounds["max_edges"]
         )
 
-    def prepare(self, edge_index: np.ndarray, num_nodes: int) -> PreparedGraph:
-        return prepare_graph(edge_index, num_nodes, self.manifest["self_loops"])
-
-    def arguments(self, x: np.ndarray, graph: PreparedGraph) -> list:
-        """The VM's inputs for a checked ``x`` and a prepared graph."""
-        return [tensor(x), tensor(graph.src), tensor(graph.dst), tensor(graph.indptr)]
-
-    def run(self, arguments: list) -> np.ndarray:
-        return self.vm["main"](*arguments)[0].numpy()
-
     def predict(self, x, edge_index) -> np.ndarray:
         """Logits of every node; ``ValueError`` on invalid input."""
         x, edge_index = self.check(x, edge_index)
-        graph = self.prepare(edge_index, x.shape[0])
-        return self.run(self.arguments(x, graph))
+        return self.vm["main"](tensor(x), tensor(edge_index))[0].numpy()
+
+    def prepare(self, x: np.ndarray, edge_index: np.ndarray) -> tuple:
+        """The graph in the binary's CSR layout, for repeated ``forward`` calls (checked input)."""
+        return tuple(self.vm["prepare"](tensor(x), tensor(edge_index)))
+
+    def forward(self, x, graph: tuple) -> np.ndarray:
+        """Logits for a graph from ``prepare`` (``x`` as a TVM tensor or checked array)."""
+        x = x if isinstance(x, tvm.runtime.Tensor) else tensor(x)
+        return self.vm["forward"](x, *graph)[0].numpy()
 
 
 def load(directory: str | os.PathLike) -> CompiledModel:
