@@ -7,13 +7,13 @@ the first rule that recognizes a PrimFunc schedules it.
 from __future__ import annotations
 
 from dqc.schedules.elementwise import Elementwise
-from dqc.schedules.int_matmul import IntMatmul
+from dqc.schedules.matmul import Matmul
 from dqc.schedules.spmm_csr import SpMMCSR
 from tvm.target import Target
 
 
 def default_rules(target: Target) -> list:
-    return [SpMMCSR(), IntMatmul(), Elementwise()]
+    return [SpMMCSR(), Matmul(), Elementwise()]
 
 
-__all__ = ["Elementwise", "IntMatmul", "SpMMCSR", "default_rules"]
+__all__ = ["Elementwise", "Matmul", "SpMMCSR", "default_rules"]
