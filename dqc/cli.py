@@ -85,7 +85,54 @@ def _eval(args: argparse.Namespace) -> None:
         )
 
 
+def _compile(args: argparse.Namespace) -> None:
+    from dqc.compiler import compile_checkpoint
+    from dqc.frontend.export import GraphBounds
+
+    bounds = GraphBounds(args.max_nodes, args.max_edges)
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    manifest = compile_checkpoint(
+        args.model,
+        args.output,
+        args.target,
+        bounds,
+        quantized=not args.fp32,
+        dump_ir=args.dump_ir,
+        log=log,
+    )
+    print(f"compiled {args.model} -> {manifest.parent}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    from dqc.evaluation import evaluate_artifact
+
+    result = evaluate_artifact(args.artifact, args.dataset, args.data_root)
+    if args.json:
+        print(json.dumps(result))
+        return
+    print(
+        f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
+        f"{result['value']:.1f} % (fake-quant {result['fakequant_value']}, agreement "
+        f"{result['agreement']} %, bit-exact with reference: {result['bitexact_with_reference']})"
+    )
+
+
+def _bench(args: argparse.Namespace) -> None:
+    from dqc.bench import run_bench
+
+    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+    result = run_bench(
+        args.workload, args.model, args.repeats, args.data_root, not args.no_torch_compile, log
+    )
+    if args.json:
+        print(json.dumps(result))
+        return
+    for key, value in result.items():
+        print(f"{key:40s} {value}")
+
+
 def _demo(args: argparse.Namespace) -> None:
+
     from dqc.demo import run_demo
 
     run_demo(args.output, epochs=args.epochs, progress=not args.quiet)
@@ -129,6 +176,47 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_eval)
 
+    compile_ = sub.add_parser(
+        "compile", help="compile a checkpoint to a TVM integer program", formatter_class=_Formatter
+    )
+    compile_.add_argument("model", help="checkpoint written by `dqc train`")
+    compile_.add_argument(
+        "--target",
+        default="host",
+        help='"host", a profile (x86-avx2, x86-avx512vnni, arm64-neon, arm64-dotprod, rpi4), '
+        'a TVM target string ("llvm -mcpu=cascadelake") or its JSON dict',
+    )
+    compile_.add_argument("-o", "--output", default="out", help="folder for model.so, dqc.json")
+    compile_.add_argument("--max-nodes", type=int, default=1 << 24, help="largest graph accepted")
+    compile_.add_argument("--max-edges", type=int, default=1 << 28, help="most edges accepted")
+    compile_.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass here")
+    compile_.add_argument("--fp32", action="store_true", help="compile as a float program")
+    compile_.add_argument("-q", "--quiet", action="store_true", help="no stage progress")
+    compile_.set_defaults(func=_compile)
+
+    run = sub.add_parser(
+        "run", help="evaluate a compiled model with a parity report", formatter_class=_Formatter
+    )
+    run.add_argument("artifact", help="folder written by `dqc compile`")
+    run.add_argument("--dataset", choices=NODE_DATASETS, help="(default: the model's)")
+    _add_data_root(run)
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(func=_run)
+
+    bench = sub.add_parser(
+        "bench", help="time PyG FP32, dqc FP32 and dqc INT8 in one run", formatter_class=_Formatter
+    )
+    bench.add_argument("model", nargs="?", help="checkpoint (optional for reddit-shaped)")
+    bench.add_argument(
+        "--workload", default="cora", choices=["cora", "reddit-shaped"], help="graph to time on"
+    )
+    bench.add_argument("--repeats", type=int, default=10, help="timed calls per column")
+    bench.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile")
+    _add_data_root(bench)
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    bench.set_defaults(func=_bench)
+
     demo = sub.add_parser(
         "demo",
         help="train FP32 and DQ-INT8 GCNs on a built-in synthetic graph (no download)",
@@ -146,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (CheckpointError, DatasetError, ValueError) as err:
+    except (CheckpointError, DatasetError, ValueError, RuntimeError) as err:
         print(f"dqc: error: {err}", file=sys.stderr)
         return 2
     return 0

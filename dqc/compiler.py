@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +27,8 @@ from dqc.targets import resolve_target
 
 MANIFEST = "dqc.json"
 LIBRARY = "model.so"
+CHECKPOINT = "checkpoint.pt"
+
 FORMAT = "dqc-artifact"
 VERSION = 1
 
@@ -113,8 +116,14 @@ def compile_checkpoint(
         ]
         if quantized
         else [],
-        "checkpoint": {"file": checkpoint.name, "sha256": _sha256(checkpoint)},
+        "checkpoint": {
+            "file": CHECKPOINT,
+            "source": str(checkpoint),
+            "sha256": _sha256(checkpoint),
+        },
     }
+    shutil.copyfile(checkpoint, output / CHECKPOINT)  # for parity checks against the model
+
     path = output / MANIFEST
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     stage(f"wrote {path}")

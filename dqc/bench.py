@@ -1,0 +1,148 @@
+"""``dqc bench``: PyG FP32 eager, dqc FP32 and dqc INT8 on one workload, in one run.
+
+Every column is timed the same way: wall time of one call from ``(x, edge_index)`` to logits
+(graph normalization and CSR construction included), median of ``repeats`` calls after a
+warm-up. The ``*_prepared_ms`` columns time the same models with the graph prepared once in
+advance (PyG: cached GCN normalization / self-loops added beforehand; dqc: its CSR built by
+``prepare``). ``pyg_compile_ms`` is PyG under ``torch.compile`` where that works.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_geometric.utils import add_remaining_self_loops
+
+from dqc.checkpoint import load_checkpoint, save_checkpoint
+from dqc.compiler import compile_checkpoint
+from dqc.datasets import cache_dir, load_node_dataset
+from dqc.degree_quant import protection_probability, sample_protect_mask
+from dqc.models import ModelConfig, build_model
+from dqc.pyg_models import to_pyg
+from dqc.runtime import load
+from dqc.workloads import REDDIT_SHAPE, reddit_shaped
+
+WORKLOADS = ("cora", "reddit-shaped")
+
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``call`` in milliseconds, after one warm-up call."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def reddit_shaped_model(seed: int = 0) -> Path:
+    """A DQ-INT8 GCN (602 -> 128 -> 41) whose ranges are calibrated by one training-mode
+    forward on the Reddit-shaped graph (no training: enough for speed). Cached on disk."""
+    path = cache_dir() / "bench" / f"reddit-shaped-gcn-dq-int8-seed{seed}.pt"
+    if path.exists():
+        return path
+    x, edge_index, _ = reddit_shaped(seed)
+    shape = REDDIT_SHAPE
+    config = ModelConfig("gcn", "dq-int8", shape["features"], 128, shape["classes"], 0.5)
+    torch.manual_seed(seed)
+    model = build_model(config).train()
+    edges = torch.from_numpy(edge_index)
+    prob = protection_probability(edges, shape["num_nodes"], 0.0, 0.1)
+    with torch.no_grad():
+        model(torch.from_numpy(x), edges, sample_protect_mask(prob))
+    save_checkpoint(path, model, config, "reddit-shaped", {"calibration": "one forward"}, {})
+    return path
+
+
+def _workload(name: str, model_path, data_root) -> tuple[Path, np.ndarray, np.ndarray]:
+    if name == "reddit-shaped":
+        x, edge_index, _ = reddit_shaped()
+        return Path(model_path) if model_path else reddit_shaped_model(), x, edge_index
+    if name != "cora":
+        raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
+    if model_path is None:
+        raise ValueError("the cora workload needs a model trained on cora (dqc train ...)")
+    data = load_node_dataset("cora", data_root)
+    return Path(model_path), data.x.numpy(), data.edge_index.numpy()
+
+
+def _torch_compile_ms(model, x, edge_index, repeats: int) -> tuple[float | None, str | None]:
+    try:
+        compiled = torch.compile(model, dynamic=False)
+        with torch.no_grad():
+            return median_ms(lambda: compiled(x, edge_index), repeats), None
+    except Exception as err:  # inductor may be unavailable or fail on a PyG op
+        return None, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
+
+
+def run_bench(
+    workload: str,
+    model_path: str | os.PathLike | None = None,
+    repeats: int = 10,
+    data_root=None,
+    torch_compile: bool = True,
+    log: Callable[[str], None] = lambda line: None,
+) -> dict:
+    """Time every column on ``workload``; returns the row (times in ms, ratios)."""
+    model_path, x, edge_index = _workload(workload, model_path, data_root)
+    ckpt = load_checkpoint(model_path)
+    arch, scheme = ckpt.config.arch, ckpt.config.scheme
+    result = {
+        "workload": workload,
+        "arch": arch,
+        "scheme": scheme,
+        "nodes": int(x.shape[0]),
+        "edges": int(edge_index.shape[1]),
+        "repeats": repeats,
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "torch_threads": torch.get_num_threads(),
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        builds = {"fp32": False, "int8": True} if scheme != "fp32" else {"fp32": False}
+        for name, quantized in builds.items():
+            log(f"compile dqc {name}")
+            start = time.perf_counter()
+            compile_checkpoint(model_path, Path(tmp) / name, quantized=quantized)
+            result[f"dqc_{name}_compile_s"] = round(time.perf_counter() - start, 2)
+        for name in builds:
+            model = load(Path(tmp) / name)
+            xs, edges = model.check(x, edge_index)
+            log(f"time dqc {name}")
+            result[f"dqc_{name}_ms"] = median_ms(lambda: model.predict(xs, edges), repeats)
+            graph = model.prepare(xs, edges)
+            result[f"dqc_{name}_prepared_ms"] = median_ms(lambda: model.forward(xs, graph), repeats)
+
+    tx, tedges = torch.from_numpy(x), torch.from_numpy(edge_index)
+    eager = to_pyg(ckpt.model, arch)
+    prepared = to_pyg(ckpt.model, arch, prepared=True)
+    prepared_edges = tedges
+    if arch == "gat":
+        prepared_edges = add_remaining_self_loops(tedges, num_nodes=x.shape[0])[0]
+    with torch.no_grad():
+        log("time PyG eager")
+        result["pyg_fp32_ms"] = median_ms(lambda: eager(tx, tedges), repeats)
+        result["pyg_fp32_prepared_ms"] = median_ms(lambda: prepared(tx, prepared_edges), repeats)
+    if torch_compile:
+        log("time PyG under torch.compile")
+        ms, error = _torch_compile_ms(eager, tx, tedges, repeats)
+        result["pyg_compile_ms"] = ms
+        if error:
+            result["pyg_compile_error"] = error
+    for key in [k for k in result if k.endswith("_ms")]:
+        result[key] = None if result[key] is None else round(result[key], 3)
+    if "dqc_int8_ms" in result:
+        result["speedup_int8_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
+        result["speedup_int8_vs_dqc_fp32"] = round(result["dqc_fp32_ms"] / result["dqc_int8_ms"], 2)
+        result["speedup_int8_prepared_vs_pyg_prepared"] = round(
+            result["pyg_fp32_prepared_ms"] / result["dqc_int8_prepared_ms"], 2
+        )
+    return result

@@ -1,0 +1,67 @@
+"""The float function of a trained dqc model as stock PyG layers: the eager FP32 peer.
+
+dqc's GCN / GAT / GIN compute what ``GCNConv``, ``GATConv`` and ``GINConv`` compute (GIN in
+linear-first form, equal in float), so copying the weights gives the model a PyG user would
+run without dqc. ``prepared=True`` moves graph preprocessing out of the forward pass: GCN
+caches its normalization, GAT takes edges with self-loops already added.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+import torch_geometric.nn as pyg
+from torch import nn
+
+
+class PyGModel(nn.Module):
+    def __init__(self, convs: list[nn.Module]):
+        super().__init__()
+        self.convs = nn.ModuleList(convs)
+
+    def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
+        for i, conv in enumerate(self.convs):
+            if i > 0:
+                x = F.relu(x)
+            x = conv(x, edge_index)
+        return x
+
+
+def _gcn(conv, prepared: bool) -> nn.Module:
+    out_channels, in_channels = conv.lin.weight.shape
+    layer = pyg.GCNConv(in_channels, out_channels, cached=prepared)
+    layer.lin.weight.data.copy_(conv.lin.weight)
+    layer.bias.data.copy_(conv.bias)
+    return layer
+
+
+def _gat(conv, prepared: bool) -> nn.Module:
+    heads, channels = conv.heads, conv.out_channels
+    in_channels = conv.lin.weight.shape[1]
+    layer = pyg.GATConv(
+        in_channels, channels, heads=heads, concat=conv.concat, add_self_loops=not prepared
+    )
+    layer.lin.weight.data.copy_(conv.lin.weight)
+    layer.att_dst.data.copy_(conv.att[:, :channels].reshape(1, heads, channels))
+    layer.att_src.data.copy_(conv.att[:, channels:].reshape(1, heads, channels))
+    layer.bias.data.copy_(conv.bias)
+    return layer
+
+
+def _gin(conv, prepared: bool) -> nn.Module:
+    trained = [conv.lin] + [m.lin for m in conv.mlp if not isinstance(m, nn.ReLU)]
+    layers: list[nn.Module] = []
+    for i, linear in enumerate(trained):
+        layers += [nn.ReLU()] if i else []
+        layers.append(nn.Linear(linear.in_features, linear.out_features))
+    layer = pyg.GINConv(nn.Sequential(*layers), train_eps=True)  # (re-initializes its MLP)
+    for copy, linear in zip(layer.nn[::2], trained, strict=True):
+        copy.load_state_dict(linear.state_dict())
+    layer.eps.data.copy_(conv.eps.reshape(layer.eps.shape))
+    return layer
+
+
+def to_pyg(model: nn.Module, arch: str, prepared: bool = False) -> PyGModel:
+    """Stock-PyG copy of a trained dqc ``model`` (float, eval mode)."""
+    build = {"gcn": _gcn, "gat": _gat, "gin": _gin}[arch]
+    return PyGModel([build(conv, prepared) for conv in model.convs]).eval()
