@@ -36,3 +36,51 @@ def data_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("data")
     shutil.copytree(source / "Planetoid", root / "Planetoid")
     return root
+
+
+@pytest.fixture(scope="session")
+def cora(data_root):
+    from dqc.datasets import load_node_dataset
+
+    return load_node_dataset("cora", data_root)
+
+
+@pytest.fixture(scope="session")
+def trained_cora(cora, tmp_path_factory):
+    """Checkpoints of GCN, GIN and GAT trained briefly on Cora, keyed by (arch, scheme)."""
+    from dqc.checkpoint import save_checkpoint
+    from dqc.training import train_model
+
+    root = tmp_path_factory.mktemp("checkpoints")
+    cache = {}
+
+    def get(arch: str, scheme: str = "dq-int8") -> Path:
+        if (arch, scheme) not in cache:
+            trained = train_model("cora", arch, scheme, data=cora, epochs=30, progress=False)
+            path = root / f"{arch}-{scheme}.pt"
+            save_checkpoint(
+                path, trained.model, trained.config, "cora", trained.training, trained.metrics
+            )
+            cache[(arch, scheme)] = path
+        return cache[(arch, scheme)]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def compiled_cora(trained_cora, tmp_path_factory):
+    """Compiled artifact folders of ``trained_cora`` checkpoints for the host."""
+    from dqc.compiler import compile_checkpoint
+
+    root = tmp_path_factory.mktemp("artifacts")
+    cache = {}
+
+    def get(arch: str, scheme: str = "dq-int8", quantized: bool = True) -> Path:
+        key = (arch, scheme, quantized)
+        if key not in cache:
+            out = root / "-".join([arch, scheme, "int" if quantized else "fp32"])
+            compile_checkpoint(trained_cora(arch, scheme), out, quantized=quantized)
+            cache[key] = out
+        return cache[key]
+
+    return get
