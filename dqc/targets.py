@@ -113,11 +113,17 @@ def resolve_target(text: str | dict | None) -> tuple[dict, str | None]:
             raise ValueError(f"target JSON {text!r} is invalid: {err}") from None
     else:
         spec, name = parse_target_string(text), None
+    choices = ", ".join(PROFILES)
     try:
         tvm.target.Target(spec)
     except Exception as err:
-        choices = ", ".join(PROFILES)
         raise ValueError(f"invalid target {text!r}: {err}. Profiles: {choices}") from None
+    triple = spec.get("mtriple") or str(codegen.llvm_get_system_triple())
+    if "mcpu" in spec and not codegen.llvm_is_valid_cpu(spec["mcpu"], triple):
+        raise ValueError(
+            f"invalid target {text!r}: LLVM knows no CPU {spec['mcpu']!r} for "
+            f"{triple}. Profiles: {choices}"
+        )
     return spec, name
 
 

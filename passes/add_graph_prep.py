@@ -30,7 +30,8 @@ class AddGraphPrep:
         if "forward" in [g.name_hint for g in mod.get_global_vars()]:
             return mod
         main_var = mod.get_global_var("main")
-        model = mod[main_var]
+        model = mod[main_var].without_attr("global_symbol")
+
         features = model.params[0].ty.shape[1]
         mod = tvm.IRModule({g: f for g, f in mod.functions.items() if g != main_var})
         bb = relax.BlockBuilder(mod)
@@ -48,8 +49,17 @@ class AddGraphPrep:
         ]
         with bb.function("prepare", [x, edge_index]):
             csr = bb.emit(relax.call_tir(kernel, [edge_index], outputs))
-            graph = bb.emit(relax.Tuple([bb.emit(relax.TupleGetItem(csr, i)) for i in range(3)]))
-            bb.emit_func_output(graph)
+            src, dst, indptr = (bb.emit(relax.TupleGetItem(csr, i)) for i in range(3))
+            # The kernel's outputs have room for E + N edges; cut them to the edges it wrote
+            # (a data-dependent size, bound at run time), so no op ever sees padding.
+            total = bb.emit(relax.op.strided_slice(indptr, [0], [n], [n + 1]))
+            shape = bb.emit(relax.op.tensor_to_shape(total))
+            m = tirx.Var("prepared_edges", "int64")
+            bb.match_cast(shape, relax.ShapeType([m]))
+
+            src, dst = (bb.emit(relax.op.strided_slice(t, [0], [0], [m])) for t in (src, dst))
+            bb.emit_func_output(relax.Tuple([src, dst, indptr]))
+
         prepare = bb.get().get_global_var("prepare")
 
         x2 = relax.Var("x", relax.TensorType([n, features], "float32"))

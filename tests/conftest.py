@@ -84,3 +84,55 @@ def compiled_cora(trained_cora, tmp_path_factory):
         return cache[key]
 
     return get
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """A small synthetic graph and, per (arch, scheme), a briefly trained frozen model with its
+    imported Relax module and prepared-graph inputs: fast material for pass tests."""
+    import torch
+
+    from dqc import relax_ops  # noqa: F401
+    from dqc.frontend.export import GraphBounds, export_program, import_program
+    from dqc.frontend.freeze import SELF_LOOPS, freeze
+    from dqc.graph_prep import prepare_graph
+    from dqc.synthetic import synthetic_graph
+    from dqc.training import train_model
+
+    data = synthetic_graph(num_nodes=300, num_features=16, seed=4)
+    cache = {}
+
+    def get(arch: str, scheme: str = "dq-int8"):
+        if (arch, scheme) not in cache:
+            trained = train_model("synthetic", arch, scheme, data=data, epochs=5, progress=False)
+            frozen = freeze(trained.model, arch)
+            graph = prepare_graph(data.edge_index.numpy(), data.num_nodes, SELF_LOOPS[arch])
+            inputs = [data.x.numpy(), graph.src, graph.dst, graph.indptr]
+            expected = frozen(*(torch.from_numpy(a) for a in inputs)).numpy()
+            mod = import_program(export_program(frozen, 16, GraphBounds()))
+            cache[(arch, scheme)] = (mod, inputs, expected)
+        return cache[(arch, scheme)]
+
+    return get
+
+
+def run_relax(mod, inputs, function: str = "main"):
+    """Legalize (dqc's kernels, no schedules), build for the host and run ``function``."""
+    import tvm
+    from dqc.passes.legalize import DQC_LEGALIZE_MAP
+    from tvm import relax
+
+    from dqc._tvm import tensor
+
+    mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(mod)
+    vm = relax.VirtualMachine(tvm.compile(mod, tvm.target.Target({"kind": "llvm"})), tvm.cpu())
+    out = vm[function](*[tensor(a) for a in inputs])
+    return out[0].numpy() if not hasattr(out, "numpy") else out.numpy()
+
+
+def count_ops(mod, name: str) -> int:
+    """Calls of operator ``name`` in ``mod``'s Relax functions (``call_tir`` callees by prefix)."""
+    text = "\n".join(
+        f.script(show_meta=False) for gv, f in mod.functions.items() if not hasattr(f, "buffer_map")
+    )
+    return text.count(f'"{name}"') if name.startswith("dqc.") else text.count(f"{name}(")

@@ -6,8 +6,9 @@ From ``edge_index`` [2, E] it drops self-loops, adds one per node when ``add_loo
 passes over the edges instead of a comparison sort, and no Python or NumPy at run time, so
 the library alone turns ``(x, edge_index)`` into logits, on any device.
 
-Outputs have capacity ``E + N`` (the most edges there can be); slots past ``indptr[N]`` are
-filled with node 0 and are never aggregated.
+Outputs have capacity ``E + N`` (the most edges there can be); ``AddGraphPrep`` cuts them to
+``indptr[N]`` edges at run time. The unused tail is filled with node 0.
+
 """
 
 from __future__ import annotations

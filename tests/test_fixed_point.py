@@ -1,0 +1,50 @@
+"""The fixed-point requantize spec: multipliers, shifts, rounding and ties."""
+
+import numpy as np
+import pytest
+
+from dqc.fixed_point import MULTIPLIER_BITS, FixedPoint, requantize
+
+
+def test_multipliers_keep_30_bits_and_share_a_shift():
+    fixed = FixedPoint.from_reals([0.0123, 0.5])
+    assert max(fixed.multipliers) < 2**MULTIPLIER_BITS <= 2 * max(fixed.multipliers)
+    for real, m in zip([0.0123, 0.5], fixed.multipliers, strict=True):
+        assert abs(m / 2**fixed.shift - real) <= 2.0 ** -(fixed.shift + 1)
+
+
+def test_shift_limits():
+    assert FixedPoint.from_reals([1e-9]).shift == 59  # 1e-9 * 2^59 ~ 5.8e8 < 2^30
+    assert FixedPoint.from_reals([1e-9], 100.0).shift == 53  # |B| = 100 * 2^S < 2^60
+    assert FixedPoint.from_reals([1e-30]).shift == 62  # capped
+
+
+def test_invalid_multipliers():
+    with pytest.raises(ValueError, match="too large"):
+        FixedPoint.from_reals([2.0**40])
+    with pytest.raises(ValueError, match="finite"):
+        FixedPoint.from_reals([float("inf")])
+
+
+def test_rounds_to_nearest_with_ties_to_even_and_clamps():
+    fixed = FixedPoint.from_reals([0.5])  # q = round(t / 2)
+    t = np.array([-5, -3, -1, 1, 3, 5, 7, 1000])
+    # t/2 = -2.5 -1.5 -0.5 0.5 1.5 2.5 3.5 500 -> half to even: -2 -2 0 0 2 2 4 | clamp 127
+    out = requantize([t], [0], fixed, zero_point=0, qmin=-128, qmax=127)
+    assert out.tolist() == [-2, -2, 0, 0, 2, 2, 4, 127]
+
+
+def test_near_ties_from_inexact_ratios_round_to_even():
+    # 15/14 is not a binary fraction: 7 * 15/14 = 7.5 lands a few 2^-S off the tie.
+    fixed = FixedPoint.from_reals([15 / 14])
+    out = requantize([np.array([7, -7, 21])], [0], fixed, 0, -128, 127)
+    assert out.tolist() == [8, -8, 22]  # 7.5 -> 8, -7.5 -> -8, 22.5 -> 22
+
+
+def test_terms_zero_points_and_bias():
+    fixed = FixedPoint.from_reals([0.25, 2.0], 3.0)
+    a, b = np.array([10, 14]), np.array([3, 4])
+    bias = fixed.bias(np.array([1.5, -3.0]))
+    # 0.25 (a - 2) + 2 (b - 1) + bias = [2 + 4 + 1.5, 3 + 6 - 3] = [7.5 -> 8, 6]; + zero 5
+    out = requantize([a, b], [2, 1], fixed, 5, 0, 255, bias)
+    assert out.tolist() == [13, 11]

@@ -1,0 +1,26 @@
+"""Target strings, JSON dicts and profiles all resolve to TVM 0.27 target dicts."""
+
+import pytest
+
+from dqc.targets import PROFILES, parse_target_string, resolve_target
+
+
+def test_cli_string_is_translated():
+    assert parse_target_string("llvm -mcpu=cascadelake") == {"kind": "llvm", "mcpu": "cascadelake"}
+    spec = parse_target_string("llvm -mtriple=aarch64-linux-gnu -mattr=+neon,+dotprod")
+    assert spec["mattr"] == ["+neon", "+dotprod"]
+    assert parse_target_string("llvm -num-cores=4")["num-cores"] == 4
+
+
+def test_json_profile_and_host():
+    assert resolve_target('{"kind": "llvm", "mcpu": "znver4"}')[0]["mcpu"] == "znver4"
+    spec, name = resolve_target("arm64-dotprod")
+    assert name == "arm64-dotprod" and "+dotprod" in spec["mattr"]
+    assert resolve_target(None)[0]["kind"] == "llvm"
+    assert set(PROFILES) >= {"x86-avx2", "x86-avx512vnni", "arm64-neon", "arm64-dotprod", "rpi4"}
+
+
+@pytest.mark.parametrize("bad", ["llvm mcpu", "{not json", "no-such-kind", "llvm -mcpu=nosuchcpu9"])
+def test_bad_targets_name_the_problem(bad):
+    with pytest.raises(ValueError, match="target"):
+        resolve_target(bad)
