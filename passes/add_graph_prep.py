@@ -30,7 +30,9 @@ class AddGraphPrep:
         if "forward" in [g.name_hint for g in mod.get_global_vars()]:
             return mod
         main_var = mod.get_global_var("main")
-        model = mod[main_var].without_attr("global_symbol")
+        # Public (a global symbol) so its signature survives: callers pass a prepared graph.
+        model = mod[main_var].with_attr("global_symbol", "forward")
+
 
         features = model.params[0].ty.shape[1]
         mod = tvm.IRModule({g: f for g, f in mod.functions.items() if g != main_var})
