@@ -33,7 +33,6 @@ class AddGraphPrep:
         # Public (a global symbol) so its signature survives: callers pass a prepared graph.
         model = mod[main_var].with_attr("global_symbol", "forward")
 
-
         features = model.params[0].ty.shape[1]
         mod = tvm.IRModule({g: f for g, f in mod.functions.items() if g != main_var})
         bb = relax.BlockBuilder(mod)

@@ -9,12 +9,22 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import tvm
 from tvm import relax
+from tvm.target import codegen
 
 from dqc import edge_softmax as softmax_spec
 from dqc._tvm import constant_value, is_constant
 from dqc.fixed_point import FixedPoint
-from dqc.kernels import add_kernel, edge_softmax, index_add, qmatmul, quantize, requantize
+from dqc.kernels import (
+    add_kernel,
+    edge_softmax,
+    index_add,
+    qmatmul,
+    qmatmul_vnni,
+    quantize,
+    requantize,
+)
 from dqc.relax_ops import code_dtype
 
 
@@ -87,21 +97,54 @@ def _edge_softmax_float(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     return relax.call_tir(gv, [logits, indptr], relax.TensorType(logits.ty.shape, "float32"))
 
 
+def _has_vnni() -> bool:
+    target = tvm.target.Target.current(allow_none=True)
+    return target is not None and bool(codegen.llvm_cpu_has_features(["avx512vnni"], target))
+
+
 def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     a, b = call.args
+    a_zero, b_zero = int(call.attrs["a_zero"]), int(call.attrs["b_zero"])
+    if is_constant(b) and _static_width(a.ty.shape) and _has_vnni():
+        return _qmatmul_vnni(bb, a, constant_value(b), a_zero, b_zero)
     if is_constant(b):
         b_sum = relax.const(constant_value(b).astype(np.int32).sum(axis=0), "int32")
     else:
         b_sum = bb.emit(relax.op.sum(relax.op.astype(b, "int32"), axis=[0]))
-    attrs = call.attrs
     return bb.call_te(
-        qmatmul.qmatmul,
-        a,
-        b,
+        qmatmul.qmatmul, a, b, b_sum, a_zero, b_zero, primfunc_name_hint="dqc_qmatmul"
+    )
+
+
+def _qmatmul_vnni(bb, a: relax.Expr, b: np.ndarray, a_zero: int, b_zero: int) -> relax.Expr:
+    """VNNI needs unsigned activations: signed codes are shifted by 128 (and their zero)."""
+    k, n = b.shape
+    groups = -(-k // 4)
+    packed, blocks = qmatmul_vnni.pack_weights(b)
+    if a.ty.dtype == "int8":
+        a_zero += 128
+    unsigned = bb.emit_te(
+        qmatmul.to_unsigned_padded, a, groups * 4, primfunc_name_hint="dqc_to_uint8"
+    )
+    gv = add_kernel(bb, qmatmul_vnni.qmatmul_vnni(groups, blocks), "dqc_qmatmul_vnni")
+    rows = a.ty.shape[0]
+    dot = bb.emit(
+        relax.call_tir(
+            gv,
+            [unsigned, relax.const(packed, "int8")],
+            relax.TensorType([rows, blocks * 16], "int32"),
+        )
+    )
+    b_sum = relax.const(b.astype(np.int32).sum(axis=0), "int32")
+    return bb.call_te(
+        qmatmul.correct_zero_points,
+        dot,
         b_sum,
-        int(attrs["a_zero"]),
-        int(attrs["b_zero"]),
-        primfunc_name_hint="dqc_qmatmul",
+        k,
+        n,
+        a_zero,
+        b_zero,
+        primfunc_name_hint="dqc_qmatmul_epilogue",
     )
 
 

@@ -35,3 +35,27 @@ def qmatmul(a: te.Tensor, b: te.Tensor, b_sum: te.Tensor, a_zero: int, b_zero: i
         lambda i, j: dot[i, j] - zb * a_sum[i] - za * b_sum[j] + offset,
         name="qmatmul",
     )
+
+
+def to_unsigned_padded(a: te.Tensor, width: int):
+    """Codes as uint8 (int8 shifted by +128), zero-padded to ``width`` columns (VNNI input)."""
+    m, k = a.shape
+    shift = 128 if a.dtype == "int8" else 0
+
+    def value(i, j):
+        code = tirx.Cast("int32", a[i, tirx.min(j, k - 1)]) + shift
+        return tirx.Select(j < k, tirx.Cast("uint8", code), tirx.const(0, "uint8"))
+
+    return te.compute((m, width), value, name="to_unsigned")
+
+
+def correct_zero_points(dot: te.Tensor, b_sum: te.Tensor, k: int, n: int, a_zero: int, b_zero: int):
+    """``dot`` from the VNNI kernel (``dot[:, n]`` = row sums of ``a``) -> zero-centred
+    products ``sum_k (a - za)(b - zb)`` of the first ``n`` columns."""
+    za, zb = tirx.const(a_zero, "int32"), tirx.const(b_zero, "int32")
+    offset = tirx.const(k * a_zero * b_zero, "int32")
+    return te.compute(
+        (dot.shape[0], n),
+        lambda i, j: dot[i, j] - zb * dot[i, n] - za * b_sum[j] + offset,
+        name="qmatmul",
+    )
