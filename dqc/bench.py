@@ -146,9 +146,9 @@ def run_bench(
     for key in [k for k in result if k.endswith("_ms")]:
         result[key] = None if result[key] is None else round(result[key], 3)
     if "dqc_int8_ms" in result:
-        result["speedup_int8_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
-        result["speedup_int8_vs_dqc_fp32"] = round(result["dqc_fp32_ms"] / result["dqc_int8_ms"], 2)
-        result["speedup_int8_prepared_vs_pyg_prepared"] = round(
+        result["speedup_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
+        result["speedup_vs_fp32"] = round(result["dqc_fp32_ms"] / result["dqc_int8_ms"], 2)
+        result["speedup_prepared_vs_pyg_prepared"] = round(
             result["pyg_fp32_prepared_ms"] / result["dqc_int8_prepared_ms"], 2
         )
     return result

@@ -11,11 +11,16 @@ from dqc.datasets import NODE_DATASETS, DatasetError
 from dqc.models import ARCHS
 from dqc.schemes import SCHEMES
 
-FROM_CONFIG = "from dqc/defaults.toml"
+FROM_CONFIG = "default: from dqc/defaults.toml per dataset, arch and scheme"
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows each option's default, unless its help already explains the default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
 
 
 def _add_data_root(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +117,7 @@ def _run(args: argparse.Namespace) -> None:
         return
     print(
         f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
-        f"{result['value']:.1f} % (fake-quant {result['fakequant_value']}, agreement "
+        f"{result['accuracy']:.1f} % (fake-quant {result['fakequant_accuracy']}, agreement "
         f"{result['agreement']} %, bit-exact with reference: {result['bitexact_with_reference']})"
     )
 
@@ -198,7 +203,11 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="evaluate a compiled model with a parity report", formatter_class=_Formatter
     )
     run.add_argument("artifact", help="folder written by `dqc compile`")
-    run.add_argument("--dataset", choices=NODE_DATASETS, help="(default: the model's)")
+    run.add_argument(
+        "--dataset",
+        choices=NODE_DATASETS,
+        help="dataset to evaluate on (default: the one it was trained on)",
+    )
     _add_data_root(run)
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(func=_run)
@@ -219,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser(
         "demo",
-        help="train FP32 and DQ-INT8 GCNs on a built-in synthetic graph (no download)",
+        help="train FP32 and DQ-INT8 GCNs on a built-in synthetic graph (no download), "
+        "then compile, verify and time the INT8 one",
         formatter_class=_Formatter,
     )
     demo.add_argument("-o", "--output", default="dqc-demo", help="folder for the artifacts")

@@ -21,6 +21,7 @@ from dqc import __version__, relax_ops  # noqa: F401  (registers dqc's Relax ops
 from dqc.checkpoint import load_checkpoint
 from dqc.frontend.export import GraphBounds, export_program, import_program
 from dqc.frontend.freeze import SELF_LOOPS, freeze
+from dqc.graph_prep import accumulator_in_degree_bound
 from dqc.models import quantization_points
 from dqc.pipeline import PHASES, DumpIR, phase_passes
 from dqc.targets import resolve_target
@@ -91,6 +92,8 @@ def compile_checkpoint(
     output.mkdir(parents=True, exist_ok=True)
     stage(f"export {output / LIBRARY}")
     executable.export_library(str(output / LIBRARY))
+    qparams = {key: q.qparams() for key, q in quantization_points(ckpt.model).items()}
+    messages = [qp for (_, role), qp in qparams.items() if role == "message"]
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -109,10 +112,15 @@ def compile_checkpoint(
             "edge_index": {"dtype": "int64", "shape": [2, "num_edges"]},
         },
         "outputs": {"logits": {"dtype": "float32", "shape": ["num_nodes", config.out_channels]}},
-        "bounds": {"max_nodes": bounds.max_nodes, "max_edges": bounds.max_edges},
+        "bounds": {
+            "max_nodes": bounds.max_nodes,
+            "max_edges": bounds.max_edges,
+            "max_in_degree": accumulator_in_degree_bound(max(q.bits for q in messages))
+            if quantized
+            else None,
+        },
         "quantization": [
-            {"layer": layer, "role": role, **q.qparams().to_dict()}
-            for (layer, role), q in quantization_points(ckpt.model).items()
+            {"layer": layer, "role": role, **q.to_dict()} for (layer, role), q in qparams.items()
         ]
         if quantized
         else [],

@@ -19,7 +19,8 @@ from dqc.reference import IntegerReference
 from dqc.runtime import load
 
 
-def _accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
+    """Percent of rows whose highest logit is the label."""
     return 100.0 * float((logits.argmax(1) == y).mean())
 
 
@@ -54,16 +55,15 @@ def evaluate_artifact(
         "arch": manifest["arch"],
         "scheme": manifest["scheme"],
         "target": manifest["target"],
-        "metric": "accuracy",
-        "value": round(_accuracy(logits[mask], y[mask]), 4),
-        "fakequant_value": None,
+        "accuracy": round(accuracy(logits[mask], y[mask]), 4),
+        "fakequant_accuracy": None,
         "agreement": None,
         "bitexact_with_reference": bitexact,
     }
     if fake_quant is not None:
         with torch.no_grad():
             fq = fake_quant.eval()(data.x, data.edge_index).numpy()
-        result["fakequant_value"] = round(_accuracy(fq[mask], y[mask]), 4)
+        result["fakequant_accuracy"] = round(accuracy(fq[mask], y[mask]), 4)
         same = logits[mask].argmax(1) == fq[mask].argmax(1)
         result["agreement"] = round(100.0 * float(same.mean()), 4)
     return result

@@ -33,11 +33,40 @@ def _as_numpy(value, name: str) -> np.ndarray:
     return value
 
 
+def accumulator_in_degree_bound(message_bits: int) -> int:
+    """Largest in-degree (self-loop included) whose sum of messages is exact in int32.
+
+    The integer kernels add zero-centred message codes, each of magnitude at most
+    ``2**bits - 1``, in an int32 accumulator: a node with ``d`` in-edges sums to at most
+    ``d * (2**bits - 1)``, exact while that stays within ``2**31 - 1`` (8,421,504 in-edges at
+    INT8, 143,165,576 at INT4)."""
+    return (2**31 - 1) // (2**message_bits - 1)
+
+
+def _check_in_degree(edge_index: np.ndarray, num_nodes: int, max_in_degree: int) -> None:
+    # Every node has at most E in-edges plus its self-loop: only count when that can overflow.
+    if edge_index.shape[1] + 1 <= max_in_degree:
+        return
+    src, dst = edge_index
+    in_degree = np.bincount(dst[src != dst], minlength=num_nodes) + 1
+    node = int(in_degree.argmax())
+    if in_degree[node] > max_in_degree:
+        raise ValueError(
+            f"node {node} has {in_degree[node]} in-edges (self-loop included), over the "
+            f"{max_in_degree} the compiled model's int32 accumulator sums exactly"
+        )
+
+
 def check_inputs(
-    x, edge_index, num_features: int, max_nodes: int, max_edges: int
+    x,
+    edge_index,
+    num_features: int,
+    max_nodes: int,
+    max_edges: int,
+    max_in_degree: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Checked ``(x float32 [N, F], edge_index int64 [2, E])``; a ``ValueError`` names the
-    problem."""
+    problem. ``max_in_degree`` (integer builds) is ``accumulator_in_degree_bound``."""
 
     x = _as_numpy(x, "x")
     edge_index = _as_numpy(edge_index, "edge_index")
@@ -66,6 +95,8 @@ def check_inputs(
             raise ValueError(f"edge_index has a negative node id ({low})")
         if high >= num_nodes:
             raise ValueError(f"edge_index refers to node {high}, but x has only {num_nodes} nodes")
+        if max_in_degree is not None:
+            _check_in_degree(edge_index, num_nodes, max_in_degree)
     return np.ascontiguousarray(x), edge_index.astype(np.int64, copy=False)
 
 

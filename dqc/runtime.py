@@ -51,7 +51,12 @@ class CompiledModel:
     def check(self, x, edge_index) -> tuple[np.ndarray, np.ndarray]:
         bounds = self.manifest["bounds"]
         return check_inputs(
-            x, edge_index, self.num_features, bounds["max_nodes"], bounds["max_edges"]
+            x,
+            edge_index,
+            self.num_features,
+            bounds["max_nodes"],
+            bounds["max_edges"],
+            bounds.get("max_in_degree"),
         )
 
     def predict(self, x, edge_index) -> np.ndarray:

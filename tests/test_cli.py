@@ -69,3 +69,5 @@ def test_bad_inputs_exit_2_with_a_message(tmp_path):
 def test_demo_runs_end_to_end(tmp_path):
     out = dqc("demo", "-o", tmp_path, "--epochs", "20", "-q").stdout
     assert "dq-int8" in out and (tmp_path / "model.pt").exists()
+    assert (tmp_path / "compiled" / "model.so").exists()
+    assert "bit-exact with the integer reference: True" in out
