@@ -35,6 +35,7 @@ def lower_passes(self_loops: str) -> list:
     return [
         AddGraphPrep(self_loops),
         LowerMessagePassing(),
+        relax.transform.FoldConstant(),  # e.g. transposed weights, for the VNNI matmul
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),

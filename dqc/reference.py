@@ -18,7 +18,7 @@ import numpy as np
 from dqc import edge_softmax as softmax_spec
 from dqc.checkpoint import load_checkpoint
 from dqc.edge_softmax import WEIGHT_SCALE
-from dqc.fixed_point import FixedPoint, requantize
+from dqc.fixed_point import FixedPoint, requantize, requantize_product
 from dqc.frontend.freeze import SELF_LOOPS
 from dqc.graph_prep import PreparedGraph, prepare_graph
 from dqc.models import quantization_points
@@ -113,10 +113,17 @@ class IntegerReference:
         inv_sqrt = np.float32(1.0) / np.sqrt(degree)
         qp_norm = self.qp(layer, "norm")
         norm = Codes(qp_norm.quantize(inv_sqrt[graph.src] * inv_sqrt[graph.dst]), qp_norm)
-        products = norm.centered()[:, None] * h.centered()[graph.src]
-        messages = requantize_to(
-            [(products, norm.qp.scale * h.qp.scale)], self.qp(layer, "message")
+        qp_message = self.qp(layer, "message")
+        fixed = FixedPoint.from_reals([norm.qp.scale * h.qp.scale / qp_message.scale])
+        codes = requantize_product(
+            norm.centered()[:, None],
+            h.centered()[graph.src],
+            fixed,
+            qp_message.zero_point,
+            qp_message.qmin,
+            qp_message.qmax,
         )
+        messages = Codes(codes, qp_message)
         aggregated = requantize_to(
             [(segment_sum(messages.centered(), graph), messages.qp.scale)],
             self.qp(layer, "aggregate"),

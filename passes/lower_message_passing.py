@@ -105,7 +105,8 @@ class _TreeBuilder:
             return Node("cast", dtype, trailing, (self.build(value.args[0]),))
         if name in BINARY:
             children = tuple(self.operand(a, trailing) for a in value.args)
-            return Node(BINARY[name], dtype, trailing, children)
+            centered = _centered_product(children, dtype) if name == "relax.subtract" else None
+            return centered or Node(BINARY[name], dtype, trailing, children)
         if name == "relax.expand_dims":
             rank = len(expr.ty.shape)
             axes = tuple(sorted(int(a) % rank - 1 for a in value.attrs.axis))
@@ -127,7 +128,48 @@ class _TreeBuilder:
             "qmin": int(a["qmin"]),
             "qmax": int(a["qmax"]),
         }
+        product = _code_product(children[0]) if len(children) == 1 else None
+        if product is not None and attrs["zero_points"] == [0]:
+            return Node("requantize_product", dtype, trailing, product, attrs=attrs)
         return Node("requantize", dtype, trailing, tuple(children), attrs=attrs)
+
+
+def _is_code(node: Node) -> bool:
+    """A zero-centred 8-bit code: ``cast(leaf)`` or ``cast(leaf) - zero_point``, the leaf
+    possibly broadcast (``expand``)."""
+    if node.op == "subtract" and node.children[1].op == "const":
+        node = node.children[0]
+    if node.op != "cast":
+        return False
+    leaf = node.children[0]
+    if leaf.op == "expand":
+        leaf = leaf.children[0]
+    return leaf.op == "leaf" and str(leaf.dtype) in ("int8", "uint8")
+
+
+def _code_product(node: Node) -> tuple[Node, Node] | None:
+    """``(per-edge code, code)`` if ``node`` multiplies a code that is one scalar per edge by
+    another code: the form ``requantize_product`` handles in int32."""
+    if node.op != "multiply":
+        return None
+    for edge, other in (node.children, node.children[::-1]):
+        if math.prod(edge.shape) == 1 and _is_code(edge) and _is_code(other):
+            return edge, other
+    return None
+
+
+def _centered_product(children: tuple[Node, ...], dtype) -> Node | None:
+    """``cast(requantize_product(...)) - zero_point`` as one ``requantize_product`` whose
+    clamp bounds are shifted instead: the centred code, without a round trip through int8."""
+    code, zero = children[0], children[-1]
+    if len(children) != 2 or code.op != "cast" or zero.op != "const":
+        return None
+    product = code.children[0]
+    if product.op != "requantize_product" or product.attrs["zero_point"] != zero.value:
+        return None
+    a = product.attrs
+    attrs = {**a, "zero_point": 0, "qmin": a["qmin"] - zero.value, "qmax": a["qmax"] - zero.value}
+    return Node("requantize_product", dtype, product.shape, product.children, attrs=attrs)
 
 
 def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:

@@ -1,12 +1,13 @@
-"""SpMMCSR: rows in parallel, the feature axis vectorized, edges serial per row.
+"""SpMMCSR: rows of ``dqc_spmm_csr`` kernels (sblock ``spmm``) in parallel.
 
-Schedules ``dqc_spmm_csr`` kernels (sblock ``spmm``): every lane of a vector reads the same
-edge and source row, so a vector of features accumulates per edge with one contiguous load.
+Inside a row the kernel loops over edges, then over the features of the edge's source row;
+that innermost loop is contiguous with a fixed width, and LLVM vectorizes it (with a scalar
+tail when the width is not a multiple of the vector length).
 """
 
 from __future__ import annotations
 
-from dqc.schedules.common import CPURule, has_block, split_vector, vector_lanes
+from dqc.schedules.common import CPURule, has_block
 from tvm import s_tir, tirx
 from tvm.target import Target
 
@@ -17,8 +18,7 @@ class SpMMCSR(CPURule):
             return None
         sch = s_tir.Schedule(func)
         block = sch.get_sblock("spmm")
-        rows, features = sch.get_loops(block)
+        (rows,) = sch.get_loops(block)
         sch.parallel(rows)
-        split_vector(sch, features, vector_lanes(target))  # rows, [outer], vector
 
         return sch

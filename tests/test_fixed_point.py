@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from dqc.fixed_point import MULTIPLIER_BITS, FixedPoint, requantize
+from dqc.fixed_point import (
+    CODE_BOUND,
+    MULTIPLIER_BITS,
+    FixedPoint,
+    product_shift,
+    requantize,
+    requantize_product,
+)
 
 
 def test_multipliers_keep_30_bits_and_share_a_shift():
@@ -48,3 +55,26 @@ def test_terms_zero_points_and_bias():
     # 0.25 (a - 2) + 2 (b - 1) + bias = [2 + 4 + 1.5, 3 + 6 - 3] = [7.5 -> 8, 6]; + zero 5
     out = requantize([a, b], [2, 1], fixed, 5, 0, 255, bias)
     assert out.tolist() == [13, 11]
+
+
+@pytest.mark.parametrize("multiplier", [1e-4, 0.0123, 0.37, 1.0, 3.9])
+def test_product_requantize_is_int32_safe_and_near_exact(multiplier):
+    fixed = FixedPoint.from_reals([multiplier])
+    t = product_shift(fixed)
+    (m,), s = fixed.multipliers, fixed.shift
+    w_max = (CODE_BOUND * m >> (s - t)) + 1
+    assert w_max * CODE_BOUND + (1 << (t - 1)) < 2**31  # no int32 overflow anywhere
+    codes = np.arange(-CODE_BOUND, CODE_BOUND + 1)
+    a, b = np.meshgrid(codes, codes)  # every pair of centred 8-bit codes, extremes included
+    out = requantize_product(a, b, fixed, 0, -(2**31), 2**31 - 1)
+    exact = multiplier * a.astype(np.float64) * b
+    assert np.abs(out - exact).max() <= 0.5 + 0.01  # off by one only right at a half
+    off = out != np.floor(exact + 0.5)
+    assert np.all(np.abs(exact[off] - np.round(exact[off])) >= 0.49)
+
+
+def test_product_requantize_zero_point_and_clamp():
+    fixed = FixedPoint.from_reals([0.5])  # q = zero + round(a * b / 2), halves up
+    a, b = np.array([3, 3, -3, 100]), np.array([1, 5, 1, 100])
+    out = requantize_product(a, b, fixed, zero_point=10, qmin=0, qmax=255)
+    assert out.tolist() == [12, 18, 9, 255]  # 1.5 -> 2, 7.5 -> 8, -1.5 -> -1, clamp

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from tvm import te, tirx
 
-from dqc.fixed_point import FixedPoint, tie_window
+from dqc.fixed_point import FixedPoint, product_shift, tie_window
 
 
 def _i64(value: int) -> tirx.PrimExpr:
     return tirx.const(value, "int64")
+
+
+def _i32(value: int) -> tirx.PrimExpr:
+    return tirx.const(value, "int32")
 
 
 def requantize_value(
@@ -63,3 +67,22 @@ def requantize(
         return requantize_value(values, zero_points, fixed, zero_point, qmin, qmax, dtype, b)
 
     return te.compute(terms[0].shape, code, name="requantize")
+
+
+def requantize_product_value(
+    a: tirx.PrimExpr,
+    b: tirx.PrimExpr,
+    fixed: FixedPoint,
+    zero_point: int,
+    qmin: int,
+    qmax: int,
+    dtype: str,
+) -> tirx.PrimExpr:
+    """``dqc.fixed_point.requantize_product`` of int32 codes ``a`` (per edge) and ``b``."""
+    (m,), shift = fixed.multipliers, fixed.shift
+    t = product_shift(fixed)
+    w = tirx.Cast("int64", a) * _i64(m)
+    if shift > t:
+        w = tirx.shift_right(w + _i64(1 << (shift - t - 1)), _i64(shift - t))
+    r = tirx.shift_right(tirx.Cast("int32", w) * b + _i32(1 << (t - 1)), _i32(t))
+    return tirx.Cast(dtype, tirx.max(tirx.min(r + _i32(zero_point), _i32(qmax)), _i32(qmin)))

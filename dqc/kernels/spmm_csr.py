@@ -6,8 +6,9 @@ elementwise expression tree (``Node``) whose leaves are node tensors gathered by
 (``X[indices[k], ...]``), per-edge tensors (``W[k, ...]``), per-channel constants and
 scalars; it is evaluated in registers for each edge, so no ``[E, F]`` tensor is ever stored.
 
-The kernel's loops are ``rows x width`` (width = flattened trailing shape) around a serial
-edge loop, leaving rows to parallelize and width to vectorize (``dqc.schedules.spmm_csr``).
+The kernel's loops are ``rows`` (sblock ``spmm``, parallelized by ``dqc.schedules.spmm_csr``)
+around the row's edges around the features (width = flattened trailing shape): a source row
+is read once per edge, in full, and the fixed-width feature loop vectorizes.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from dqc.fixed_point import FixedPoint
-from dqc.kernels.requantize import requantize_value
+from dqc.kernels.requantize import requantize_product_value, requantize_value
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,9 @@ class Leaf:
 class Node:
     """One op of the message expression; ``shape`` is its per-edge (trailing) shape."""
 
-    op: str  # leaf | const | cast | add | subtract | multiply | maximum | expand | requantize
+    # leaf | const | cast | add | subtract | multiply | maximum | expand | requantize |
+    # requantize_product (children: per-edge code, code; see dqc.fixed_point)
+    op: str
     dtype: str
     shape: tuple[int, ...]
     children: tuple[Node, ...] = ()
@@ -95,6 +98,12 @@ class _Emitter:
             return children[0] * children[1]
         if node.op == "maximum":
             return tirx.max(children[0], children[1])
+        if node.op == "requantize_product":
+            a = node.attrs
+            fixed = FixedPoint(a["multipliers"], a["shift"])
+            return requantize_product_value(
+                *children, fixed, a["zero_point"], a["qmin"], a["qmax"], node.dtype
+            )
         if node.op == "requantize":
             a = node.attrs
             count = len(a["zero_points"])
@@ -132,25 +141,27 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                 )
                 buffers.append(buf)
             out = T.match_buffer(T.arg("out", T.handle()), (n, width), out_dtype)
-            with T.grid(n, width) as (i, j):
+            with T.serial(n) as i:
                 with T.sblock("spmm"):
                     vi = T.axis.spatial(n, i)
-                    vj = T.axis.spatial(width, j)
                     reads = [indptr[vi : vi + 2], indices[0:e]]
                     reads += [b[tuple(slice(0, d) for d in b.shape)] for b in buffers]
                     T.reads(*reads)
-                    T.writes(out[vi, vj])
-                    T.buffer_store(out, tirx.const(0, out_dtype), [vi, vj])
-
-                    index, rest = [], vj
-                    for d in reversed(shape):
-                        index.append(tirx.floormod(rest, d))
-                        rest = tirx.floordiv(rest, d)
+                    T.writes(out[vi, 0:width])
+                    with T.serial(width) as j:
+                        T.buffer_store(out, tirx.const(0, out_dtype), [vi, j])
                     begin = tirx.Cast("int64", indptr[vi])
                     end = tirx.Cast("int64", indptr[vi + 1])
+                    # Edges outside, features inside: each source row is read once, in full,
+                    # and the feature loop (contiguous, fixed width) vectorizes.
                     with T.serial(begin, end) as k:
-                        emitter = _Emitter(leaves, buffers, indices, k)
-                        term = emitter.value(message, tuple(reversed(index)))
-                        T.buffer_store(out, out[vi, vj] + term, [vi, vj])
+                        with T.serial(width) as j:
+                            index, rest = [], j
+                            for d in reversed(shape):
+                                index.append(tirx.floormod(rest, d))
+                                rest = tirx.floordiv(rest, d)
+                            emitter = _Emitter(leaves, buffers, indices, k)
+                            term = emitter.value(message, tuple(reversed(index)))
+                            T.buffer_store(out, out[vi, j] + term, [vi, j])
 
     return ib.get()
