@@ -24,9 +24,26 @@ def constant_value(expr) -> np.ndarray:
     return expr.value.numpy()
 
 
+ALIGNMENT = 64  # bytes: what TVM's kernels assume of every tensor they are given
+
+
+def _aligned_copy(array: np.ndarray) -> np.ndarray:
+    raw = np.empty(array.nbytes + ALIGNMENT, np.uint8)
+    start = -raw.ctypes.data % ALIGNMENT
+    out = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    out[...] = array
+    return out
+
+
 def tensor(array: np.ndarray):
-    """A TVM runtime tensor holding ``array``."""
-    return tvm.runtime.tensor(np.ascontiguousarray(array))
+    """A TVM runtime tensor over ``array``'s memory when it is C-contiguous, 64-byte aligned
+    and writable (no copy: large graphs cost nothing to pass in), else over an aligned copy."""
+    array = np.ascontiguousarray(array)
+    if array.size == 0:
+        return tvm.runtime.tensor(array)
+    if array.ctypes.data % ALIGNMENT or not array.flags.writeable:
+        array = _aligned_copy(array)
+    return tvm.runtime.from_dlpack(array)
 
 
 def make_target(spec: dict) -> tvm.target.Target:

@@ -1,0 +1,111 @@
+"""Speed of dqc's INT8 binaries against PyG FP32 and dqc's own FP32 build, in one run.
+
+Runs ``dqc bench`` on Cora (a DQ-INT8 GCN trained here with the packaged defaults, seed 0)
+and on the Reddit-shaped graph (50,000 nodes, 5,000,000 edges; a calibrated DQ-INT8 GCN),
+then writes ``results/speed.json`` and ``results/speed.md``. Run it on a quiet machine: every
+column shares the CPU with nothing else, and the ratios compare columns of the same run.
+
+    python benchmarks/speed.py --data-root ../shared/data
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+import tvm
+
+from dqc.bench import run_bench
+from dqc.checkpoint import save_checkpoint
+from dqc.targets import host_target
+from dqc.training import train_model
+
+RESULTS = Path(__file__).parent / "results"
+COLUMNS = [
+    ("pyg_fp32_ms", "PyG FP32 eager"),
+    ("pyg_compile_ms", "PyG FP32 torch.compile"),
+    ("dqc_fp32_ms", "dqc FP32"),
+    ("dqc_int8_ms", "dqc INT8"),
+    ("pyg_fp32_prepared_ms", "PyG FP32, graph prepared"),
+    ("dqc_fp32_prepared_ms", "dqc FP32, graph prepared"),
+    ("dqc_int8_prepared_ms", "dqc INT8, graph prepared"),
+]
+RATIOS = [
+    ("speedup_vs_pyg", "INT8 vs PyG eager"),
+    ("speedup_vs_fp32", "INT8 vs dqc FP32"),
+    ("speedup_prepared_vs_pyg_prepared", "INT8 vs PyG, graphs prepared"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-root", help="dataset root (PyG raw layout)")
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        print("train a DQ-INT8 GCN on Cora (seed 0)")
+        trained = train_model("cora", "gcn", "dq-int8", seed=0, data_root=args.data_root)
+        model = Path(tmp) / "cora-gcn-dq-int8.pt"
+        save_checkpoint(model, trained.model, trained.config, "cora", trained.training, {})
+        for workload, path in (("cora", model), ("reddit-shaped", None)):
+            print(f"bench {workload}")
+            rows.append(
+                run_bench(workload, path, args.repeats, args.data_root, log=lambda s: print(" ", s))
+            )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "speed.json").write_text(json.dumps(rows, indent=1) + "\n")
+    (RESULTS / "speed.md").write_text(render(rows))
+    print(f"wrote {RESULTS / 'speed.md'}")
+
+
+def _ms(value) -> str:
+    return "–" if value is None else f"{value:,.1f}"
+
+
+def render(rows: list[dict]) -> str:
+    lines = [
+        "# Speed: dqc INT8 against PyG FP32 and dqc FP32",
+        "",
+        "Median wall time (ms) of one inference from `(x, edge_index)` to logits, graph",
+        "normalization and CSR construction included, after a warm-up; the *prepared* rows",
+        "time the same models with the graph prepared once beforehand (PyG: self-loops and",
+        "normalization cached; dqc: CSR built by `prepare`). All columns of a workload ran in",
+        "the same process, one after another. Regenerate: `python benchmarks/speed.py`.",
+        "",
+        f"Machine: {platform.processor() or platform.machine()}, {rows[0]['machine']}, "
+        f"LLVM target {json.dumps(host_target())}; torch {torch.__version__} "
+        f"({rows[0]['torch_threads']} threads), TVM {tvm.__version__}; "
+        f"{datetime.date.today().isoformat()}.",
+        "",
+        "| | "
+        + " | ".join(f"{r['workload']} ({r['nodes']:,} nodes, {r['edges']:,} edges)" for r in rows)
+        + " |",
+        "|---" * (1 + len(rows)) + "|",
+    ]
+    for key, label in COLUMNS:
+        lines.append(f"| {label} | " + " | ".join(_ms(r.get(key)) for r in rows) + " |")
+    for key, label in RATIOS:
+        lines.append(f"| **{label}** | " + " | ".join(f"**{r[key]:.2f}×**" for r in rows) + " |")
+    lines += [
+        "",
+        "Models: " + "; ".join(f"{r['workload']}: {r['arch']} {r['scheme']}" for r in rows),
+    ]
+    errors = [
+        f"{r['workload']}: {r['pyg_compile_error']}" for r in rows if r.get("pyg_compile_error")
+    ]
+    if errors:
+        lines += ["", "torch.compile failed: " + "; ".join(errors)]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
