@@ -97,3 +97,15 @@ def test_bad_inputs_raise_value_errors(compiled_cora, tmp_path, message):
     edges = np.array([[0, 1, 2], [1, 2, 3]])
     with pytest.raises(ValueError, match=message):
         model.predict(*BAD_INPUTS[message](x, edges))
+
+
+def test_int8_dense_layers_use_vnni(trained_cora, tmp_path):
+    """Both GCN dense layers take the VNNI kernel (weights are constants after folding)."""
+    from dqc.compiler import compile_checkpoint
+
+    compile_checkpoint(
+        trained_cora("gcn"), tmp_path / "out", target="x86-avx512vnni", dump_ir=tmp_path / "ir"
+    )
+    final = sorted((tmp_path / "ir").iterdir())[-1].read_text()
+    kernels = [line for line in final.splitlines() if line.lstrip().startswith("def ")]
+    assert sum("qmatmul_vnni" in k for k in kernels) == 2
