@@ -16,7 +16,7 @@ import tvm
 from tvm import relax, tirx
 
 from dqc.kernels import add_kernel
-from dqc.kernels.graph_prep import graph_prep
+from dqc.kernels.graph_prep import CHUNKS, graph_prep
 
 
 @tvm.transform.module_pass(opt_level=0, name="AddGraphPrep")
@@ -46,7 +46,7 @@ class AddGraphPrep:
             relax.TensorType([e + n], "int64"),
             relax.TensorType([e + n], "int64"),
             relax.TensorType([n + 1], "int64"),
-            relax.TensorType([n], "int64"),
+            relax.TensorType([CHUNKS, n], "int64"),
         ]
         with bb.function("prepare", [x, edge_index]):
             csr = bb.emit(relax.call_tir(kernel, [edge_index], outputs))

@@ -9,16 +9,24 @@ the library alone turns ``(x, edge_index)`` into logits, on any device.
 Outputs have capacity ``E + N`` (the most edges there can be); ``AddGraphPrep`` cuts them to
 ``indptr[N]`` edges at run time. The unused tail is filled with node 0.
 
+The edge list is cut into ``CHUNKS`` contiguous chunks that count and scatter in parallel,
+each with its own counters: within a row, chunk 0's edges come before chunk 1's, and so on,
+which is the original order, so the sort stays stable.
+
 """
 
 from __future__ import annotations
 
 from tvm.script import tirx as T
 
+CHUNKS = 4
+
 
 def graph_prep(add_loops: bool):
-    """PrimFunc ``(edge_index [2, e]) -> (src [cap], dst [cap], indptr [n+1], scratch [n])``."""
+    """PrimFunc ``(edge_index [2, e]) -> (src [cap], dst [cap], indptr [n+1],
+    scratch [CHUNKS, n])``."""
     initial = 1 if add_loops else 0
+    chunks = CHUNKS
 
     @T.prim_func
     def dqc_graph_prep(
@@ -37,25 +45,33 @@ def graph_prep(add_loops: bool):
         src = T.match_buffer(var_src, (cap,), "int64")
         dst = T.match_buffer(var_dst, (cap,), "int64")
         indptr = T.match_buffer(var_indptr, (rows,), "int64")
-        count = T.match_buffer(var_count, (n,), "int64")
-        for i in range(n):
-            count[i] = T.int64(initial)
-        for k in range(e):
-            if edges[0, k] != edges[1, k]:
-                count[edges[1, k]] = count[edges[1, k]] + T.int64(1)
+        count = T.match_buffer(var_count, (chunks, n), "int64")
+        size = (e + chunks - 1) // chunks
+        for c in T.parallel(chunks):
+            for i in range(n):
+                count[c, i] = T.int64(0)
+            for k in range(c * size, T.min(c * size + size, e)):
+                if edges[0, k] != edges[1, k]:
+                    count[c, edges[1, k]] = count[c, edges[1, k]] + T.int64(1)
+        # Row i holds chunk 0's edges, ..., chunk C-1's, then its self-loop; count[c, i]
+        # becomes where chunk c writes its next edge of row i.
         indptr[0] = T.int64(0)
         for i in range(n):
-            indptr[i + 1] = indptr[i] + count[i]
-            count[i] = indptr[i]
-        for k in range(e):
-            if edges[0, k] != edges[1, k]:
-                src[count[edges[1, k]]] = edges[0, k]
-                dst[count[edges[1, k]]] = edges[1, k]
-                count[edges[1, k]] = count[edges[1, k]] + T.int64(1)
+            indptr[i + 1] = indptr[i] + T.int64(initial)
+            for c in range(chunks):
+                edges_of_chunk = count[c, i]
+                count[c, i] = indptr[i + 1] - T.int64(initial)
+                indptr[i + 1] = indptr[i + 1] + edges_of_chunk
+        for c in T.parallel(chunks):
+            for k in range(c * size, T.min(c * size + size, e)):
+                if edges[0, k] != edges[1, k]:
+                    src[count[c, edges[1, k]]] = edges[0, k]
+                    dst[count[c, edges[1, k]]] = edges[1, k]
+                    count[c, edges[1, k]] = count[c, edges[1, k]] + T.int64(1)
         if add_loops:
-            for i in range(n):
-                src[count[i]] = i
-                dst[count[i]] = i
+            for i in T.parallel(n):
+                src[indptr[i + 1] - 1] = i
+                dst[indptr[i + 1] - 1] = i
         for k in range(indptr[n], cap):
             src[k] = T.int64(0)
             dst[k] = T.int64(0)

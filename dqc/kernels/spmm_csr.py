@@ -23,6 +23,8 @@ from tvm.script.ir_builder import tirx as T
 from dqc.fixed_point import FixedPoint
 from dqc.kernels.requantize import requantize_product_value, requantize_value
 
+VECTOR = 16  # feature lanes the tail loop is sized against (int32 lanes of AVX-512)
+
 
 @dataclass(frozen=True)
 class Leaf:
@@ -155,13 +157,23 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     # Edges outside, features inside: each source row is read once, in full,
                     # and the feature loop (contiguous, fixed width) vectorizes.
                     with T.serial(begin, end) as k:
-                        with T.serial(width) as j:
-                            index, rest = [], j
-                            for d in reversed(shape):
-                                index.append(tirx.floormod(rest, d))
-                                rest = tirx.floordiv(rest, d)
-                            emitter = _Emitter(leaves, buffers, indices, k)
-                            term = emitter.value(message, tuple(reversed(index)))
-                            T.buffer_store(out, out[vi, j] + term, [vi, j])
+                        emitter = _Emitter(leaves, buffers, indices, k)
+                        # The width in whole vectors, then the rest as one short vector
+                        # (not a scalar loop): e.g. 41 classes = 32 + 9.
+                        body = width - width % VECTOR
+                        for start, extent, loop in (
+                            (0, body, T.serial),
+                            (body, width - body, T.vectorized),
+                        ):
+                            if extent == 0:
+                                continue
+                            with loop(extent) as jj:
+                                j = jj + start
+                                index, rest = [], j
+                                for d in reversed(shape):
+                                    index.append(tirx.floormod(rest, d))
+                                    rest = tirx.floordiv(rest, d)
+                                term = emitter.value(message, tuple(reversed(index)))
+                                T.buffer_store(out, out[vi, j] + term, [vi, j])
 
     return ib.get()
