@@ -81,7 +81,7 @@ def render(rows: list[dict]) -> str:
         "normalization cached; dqc: CSR built by `prepare`). All columns of a workload ran in",
         "the same process, one after another. Regenerate: `python benchmarks/speed.py`.",
         "",
-        f"Machine: {platform.processor() or platform.machine()}, {rows[0]['machine']}, "
+        f"Machine: {rows[0]['machine']} ({platform.system()}), "
         f"LLVM target {json.dumps(host_target())}; torch {torch.__version__} "
         f"({rows[0]['torch_threads']} threads), TVM {tvm.__version__}; "
         f"{datetime.date.today().isoformat()}.",

@@ -33,6 +33,17 @@ from dqc.workloads import REDDIT_SHAPE, reddit_shaped
 WORKLOADS = ("cora", "reddit-shaped")
 
 
+def _cpu_name() -> str:
+    """The CPU's model name (Linux), else what ``platform`` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def median_ms(call: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``call`` in milliseconds, after one warm-up call."""
     call()
@@ -112,7 +123,7 @@ def run_bench(
         "nodes": int(x.shape[0]),
         "edges": int(edge_index.shape[1]),
         "repeats": repeats,
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "machine": f"{_cpu_name()}, {os.cpu_count()} cores",
         "torch_threads": torch.get_num_threads(),
     }
     with tempfile.TemporaryDirectory() as tmp:

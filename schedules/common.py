@@ -50,3 +50,17 @@ def split_vector(sch: s_tir.Schedule, loop, lanes: int):
     outer, inner = sch.split(loop, [None, width])
     sch.vectorize(inner)
     return outer, inner
+
+
+def vectorize_with_tail(sch: s_tir.Schedule, loop, lanes: int) -> bool:
+    """Vectorize a loop whose static extent is not a multiple of ``lanes``: partition it
+    into whole vectors and one shorter vector (e.g. 1433 = 89 x 16 + 9). False if the
+    extent is symbolic or under ``lanes``."""
+    extent = static_extent(sch, loop)
+    if extent is None or extent <= lanes or extent % lanes == 0:
+        return False
+    body, tail = sch.loop_partition(loop, [extent - extent % lanes, None])
+    _, inner = sch.split(body, [None, lanes])
+    sch.vectorize(inner)
+    sch.vectorize(tail)
+    return True

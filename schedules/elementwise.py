@@ -2,12 +2,13 @@
 of vectors.
 
 Inlines every producer it can, then for each remaining spatial block fuses the outer loops
-into one parallel loop and vectorizes the innermost (static) axis.
+into one parallel loop and vectorizes the innermost (static) axis, with a short vector for
+the remainder when its extent is not a multiple of the vector length.
 """
 
 from __future__ import annotations
 
-from dqc.schedules.common import CPURule, split_vector, vector_lanes
+from dqc.schedules.common import CPURule, split_vector, vector_lanes, vectorize_with_tail
 from tvm import s_tir, tirx
 from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base.common_schedules import try_inline
@@ -29,8 +30,12 @@ class Elementwise(CPURule):
             loops = sch.get_loops(info.block_rv)
             if not loops:
                 continue
-            outer, _ = split_vector(sch, loops[-1], vector_lanes(target))
-            rest = [*loops[:-1], outer] if outer is not None else list(loops[:-1])
+            lanes = vector_lanes(target)
+            if vectorize_with_tail(sch, loops[-1], lanes):
+                rest = list(loops[:-1])
+            else:
+                outer, _ = split_vector(sch, loops[-1], lanes)
+                rest = [*loops[:-1], outer] if outer is not None else list(loops[:-1])
 
             if rest:
                 sch.parallel(sch.fuse(*rest) if len(rest) > 1 else rest[0])
