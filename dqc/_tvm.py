@@ -28,6 +28,7 @@ ALIGNMENT = 64  # bytes: what TVM's kernels assume of every tensor they are give
 
 
 def _aligned_copy(array: np.ndarray) -> np.ndarray:
+    """A copy of ``array`` whose data starts on an ``ALIGNMENT``-byte boundary."""
     raw = np.empty(array.nbytes + ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     out = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
