@@ -28,6 +28,7 @@ from dqc.degree_quant import protection_probability, sample_protect_mask
 from dqc.models import ModelConfig, build_model
 from dqc.pyg_models import to_pyg
 from dqc.runtime import load
+from dqc.targets import is_cross, resolve_target, target_arch
 from dqc.workloads import REDDIT_SHAPE, reddit_shaped
 
 WORKLOADS = ("cora", "reddit-shaped")
@@ -86,13 +87,17 @@ def _workload(name: str, model_path, data_root) -> tuple[Path, np.ndarray, np.nd
     return Path(model_path), data.x.numpy(), data.edge_index.numpy()
 
 
-def _time_dqc(directory: Path, x, edge_index, repeats: int) -> tuple[float, float]:
-    """(full call, call on a prepared graph) medians of a compiled model, in ms."""
-    model = load(directory)
+def _time_dqc(directory: Path, x, edge_index, repeats: int, remote: dict) -> tuple:
+    """(full call, call on a prepared graph) medians of a compiled model in ms, and where it
+    ran. Remote models are timed on the server by TVM's time evaluator, with no prepared
+    column."""
+    model = load(directory, **remote)
     x, edge_index = model.check(x, edge_index)
+    if remote:
+        return model.time_ms(x, edge_index, repeats), None, model.where
     full = median_ms(lambda: model.predict(x, edge_index), repeats)
     graph = model.prepare(x, edge_index)
-    return full, median_ms(lambda: model.forward(x, graph), repeats)
+    return full, median_ms(lambda: model.forward(x, graph), repeats), model.where
 
 
 def _torch_compile_ms(model, x, edge_index, repeats: int) -> tuple[float | None, str | None]:
@@ -111,8 +116,22 @@ def run_bench(
     data_root=None,
     torch_compile: bool = True,
     log: Callable[[str], None] = lambda line: None,
+    target: str | None = None,
+    rpc: str | None = None,
+    tracker: str | None = None,
+    key: str | None = None,
 ) -> dict:
-    """Time every column on ``workload``; returns the row (times in ms, ratios)."""
+    """Time every column on ``workload``; returns the row (times in ms, ratios).
+
+    With ``rpc`` (or ``tracker`` and ``key``) the dqc builds for ``target`` run and are timed
+    on that TVM RPC server; PyG still runs here, so ratios against it are left out."""
+    remote = {k: v for k, v in {"rpc": rpc, "tracker": tracker, "key": key}.items() if v}
+    spec, _ = resolve_target(target)
+    if is_cross(spec) and not remote:
+        raise ValueError(
+            f"a build for {target_arch(spec)} can only be timed on such a CPU: pass --rpc "
+            "HOST:PORT of a board's TVM RPC server (emulated times would mean nothing)"
+        )
     model_path, x, edge_index = _workload(workload, model_path, data_root)
     ckpt = load_checkpoint(model_path)
     arch, scheme = ckpt.config.arch, ckpt.config.scheme
@@ -125,18 +144,20 @@ def run_bench(
         "repeats": repeats,
         "machine": f"{_cpu_name()}, {os.cpu_count()} cores",
         "torch_threads": torch.get_num_threads(),
+        "dqc_target": spec,
     }
     with tempfile.TemporaryDirectory() as tmp:
         builds = {"fp32": False, "int8": True} if scheme != "fp32" else {"fp32": False}
         for name, quantized in builds.items():
             log(f"compile dqc {name}")
             start = time.perf_counter()
-            compile_checkpoint(model_path, Path(tmp) / name, quantized=quantized)
+            compile_checkpoint(model_path, Path(tmp) / name, spec, quantized=quantized)
             result[f"dqc_{name}_compile_s"] = round(time.perf_counter() - start, 2)
         for name in builds:
             log(f"time dqc {name}")
-            timed = _time_dqc(Path(tmp) / name, x, edge_index, repeats)
-            result[f"dqc_{name}_ms"], result[f"dqc_{name}_prepared_ms"] = timed
+            timed = _time_dqc(Path(tmp) / name, x, edge_index, repeats, remote)
+            result[f"dqc_{name}_ms"], result[f"dqc_{name}_prepared_ms"] = timed[:2]
+            result["dqc_runs_on"] = timed[2]
 
     tx, tedges = torch.from_numpy(x), torch.from_numpy(edge_index)
     eager = to_pyg(ckpt.model, arch)
@@ -154,12 +175,13 @@ def run_bench(
         result["pyg_compile_ms"] = ms
         if error:
             result["pyg_compile_error"] = error
-    for key in [k for k in result if k.endswith("_ms")]:
-        result[key] = None if result[key] is None else round(result[key], 3)
+    for column in [k for k in result if k.endswith("_ms")]:
+        result[column] = None if result[column] is None else round(result[column], 3)
     if "dqc_int8_ms" in result:
-        result["speedup_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
         result["speedup_vs_fp32"] = round(result["dqc_fp32_ms"] / result["dqc_int8_ms"], 2)
-        result["speedup_prepared_vs_pyg_prepared"] = round(
-            result["pyg_fp32_prepared_ms"] / result["dqc_int8_prepared_ms"], 2
-        )
+        if not remote:  # PyG and dqc on the same machine
+            result["speedup_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
+            result["speedup_prepared_vs_pyg_prepared"] = round(
+                result["pyg_fp32_prepared_ms"] / result["dqc_int8_prepared_ms"], 2
+            )
     return result

@@ -32,6 +32,20 @@ def _add_data_root(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_remote(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rpc", metavar="HOST:PORT", help="run on this TVM RPC server (default: this machine)"
+    )
+    parser.add_argument(
+        "--tracker", metavar="HOST:PORT", help="get the RPC server from this TVM tracker"
+    )
+    parser.add_argument("--key", help="device key to request from --tracker")
+
+
+def _remote(args: argparse.Namespace) -> dict:
+    return {"rpc": args.rpc, "tracker": args.tracker, "key": args.key}
+
+
 def _train(args: argparse.Namespace) -> None:
     from dqc.checkpoint import save_checkpoint
     from dqc.training import train_model
@@ -111,7 +125,7 @@ def _compile(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     from dqc.evaluation import evaluate_artifact
 
-    result = evaluate_artifact(args.artifact, args.dataset, args.data_root)
+    result = evaluate_artifact(args.artifact, args.dataset, args.data_root, **_remote(args))
     if args.json:
         print(json.dumps(result))
         return
@@ -127,7 +141,14 @@ def _bench(args: argparse.Namespace) -> None:
 
     log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
     result = run_bench(
-        args.workload, args.model, args.repeats, args.data_root, not args.no_torch_compile, log
+        args.workload,
+        args.model,
+        args.repeats,
+        args.data_root,
+        not args.no_torch_compile,
+        log,
+        args.target,
+        **_remote(args),
     )
     if args.json:
         print(json.dumps(result))
@@ -209,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="dataset to evaluate on (default: the one it was trained on)",
     )
     _add_data_root(run)
+    _add_remote(run)
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.set_defaults(func=_run)
 
@@ -221,6 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     bench.add_argument("--repeats", type=int, default=10, help="timed calls per column")
     bench.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile")
+    bench.add_argument("--target", default="host", help="target of the dqc builds (as compile)")
+    _add_remote(bench)
     _add_data_root(bench)
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress")

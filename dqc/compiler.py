@@ -24,7 +24,7 @@ from dqc.frontend.freeze import SELF_LOOPS, freeze
 from dqc.graph_prep import accumulator_in_degree_bound
 from dqc.models import quantization_points
 from dqc.pipeline import PHASES, DumpIR, phase_passes
-from dqc.targets import resolve_target
+from dqc.targets import cross_linker, resolve_target
 
 MANIFEST = "dqc.json"
 LIBRARY = "model.so"
@@ -64,6 +64,7 @@ def compile_checkpoint(
     bounds = bounds or GraphBounds()
 
     spec, profile = resolve_target(target)
+    linker = cross_linker(spec)  # before the work: a missing cross compiler fails at once
     tvm_target = tvm.target.Target(spec)
     start = time.perf_counter()
 
@@ -91,7 +92,8 @@ def compile_checkpoint(
         executable = tvm.compile(mod, tvm_target, relax_pipeline=None)
     output.mkdir(parents=True, exist_ok=True)
     stage(f"export {output / LIBRARY}")
-    executable.export_library(str(output / LIBRARY))
+    fcompile = tvm.support.cc.cross_compiler(linker) if linker else None
+    executable.export_library(str(output / LIBRARY), fcompile=fcompile)
     qparams = {key: q.qparams() for key, q in quantization_points(ckpt.model).items()}
     messages = [qp for (_, role), qp in qparams.items() if role == "message"]
     manifest = {

@@ -25,10 +25,12 @@ def accuracy(logits: np.ndarray, y: np.ndarray) -> float:
 
 
 def evaluate_artifact(
-    directory: str | os.PathLike, dataset: str | None = None, data_root=None
+    directory: str | os.PathLike, dataset: str | None = None, data_root=None, **remote
 ) -> dict:
-    """Test metric of the compiled model and its parity with the fake-quant and reference."""
-    model = load(directory)
+    """Test metric of the compiled model and its parity with the fake-quant and reference.
+
+    ``remote`` (``rpc``, ``tracker``, ``key``) runs the model on a TVM RPC server."""
+    model = load(directory, **remote)
     manifest = model.manifest
     dataset = dataset or manifest["dataset"]
     data = load_node_dataset(dataset, data_root)
@@ -55,6 +57,7 @@ def evaluate_artifact(
         "arch": manifest["arch"],
         "scheme": manifest["scheme"],
         "target": manifest["target"],
+        "runs_on": model.where,
         "accuracy": round(accuracy(logits[mask], y[mask]), 4),
         "fakequant_accuracy": None,
         "agreement": None,

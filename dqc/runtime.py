@@ -1,23 +1,30 @@
 """Load and run a compiled model: ``dqc.load("out/").predict(x, edge_index)``.
 
 The runtime checks inputs against the manifest (dtypes, shapes, finite values, node ids,
-compiled bounds), prepares the graph (``dqc.graph_prep``) and calls the TVM Relax VM.
+compiled bounds), then calls the model's Relax VM where it can run:
+
+* in this process, when the build is for this machine's CPU;
+* on a remote TVM RPC server (``rpc="host:port"``, or a tracker and key), which receives
+  the library: a board on the network, or a server on loopback;
+* under qemu-user emulation, for an aarch64 build on an x86 host (``dqc.emulation``).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import tvm
-from tvm import relax
+from tvm import relax, rpc
 
 from dqc._tvm import tensor
 from dqc.compiler import FORMAT, MANIFEST, VERSION
 from dqc.graph_prep import check_inputs
+from dqc.targets import is_cross, target_arch
 
 
 class ArtifactError(ValueError):
@@ -35,18 +42,97 @@ def read_manifest(directory: str | os.PathLike) -> dict:
     return manifest
 
 
+def _outputs(result) -> list:
+    """The VM's result (one tensor or a tuple of them) as a list."""
+    return [result] if isinstance(result, tvm.runtime.Tensor) else list(result)
+
+
+class LocalVM:
+    """The Relax VM in this process; inputs are passed without copies where possible."""
+
+    where = "local"
+
+    def __init__(self, library: Path):
+        self.device = tvm.cpu()
+        self.vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), self.device)
+
+    def run(self, function: str, arrays, repeats: int = 0) -> tuple[list[np.ndarray], float]:
+        args = [tensor(a) for a in arrays]
+        outputs = [t.numpy() for t in _outputs(self.vm[function](*args))]
+        ms = float("nan")
+        if repeats:
+            timer = self.vm.time_evaluator(function, self.device, number=1, repeat=repeats)
+            ms = 1e3 * timer(*args).median
+        return outputs, ms
+
+
+class RemoteVM:
+    """The Relax VM on a TVM RPC server, which is sent the library first."""
+
+    def __init__(self, library: Path, session: rpc.RPCSession, where: str):
+        self.where = where
+        session.upload(str(library))
+        self.device = session.cpu()
+        self.vm = relax.VirtualMachine(session.load_module(library.name), self.device)
+        self._size = session.get_function("ffi.ArraySize")
+        self._item = session.get_function("ffi.ArrayGetItem")
+
+    def run(self, function: str, arrays, repeats: int = 0) -> tuple[list[np.ndarray], float]:
+        args = [tvm.runtime.tensor(np.ascontiguousarray(a), device=self.device) for a in arrays]
+        result = self.vm[function](*args)
+        if isinstance(result, tvm.runtime.Tensor):
+            outputs = [result.numpy()]
+        else:  # a remote tuple: fetch its items one by one
+            outputs = [self._item(result, i).numpy() for i in range(self._size(result))]
+        ms = float("nan")
+        if repeats:
+            timer = self.vm.time_evaluator(function, self.device, number=1, repeat=repeats)
+            ms = 1e3 * timer(*args).median
+        return outputs, ms
+
+
+def connect(rpc_address: str | None = None, tracker: str | None = None, key: str | None = None):
+    """An RPC session to ``host:port``, or to a device of ``key`` from the tracker at
+    ``host:port``; ``(None, None)`` when neither is given. Returns (session, description)."""
+
+    def split(address: str, flag: str) -> tuple[str, int]:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{flag} {address!r} is not HOST:PORT")
+        return host, int(port)
+
+    if rpc_address and tracker:
+        raise ValueError("give either --rpc or --tracker, not both")
+    try:
+        if rpc_address:
+            return rpc.connect(*split(rpc_address, "--rpc")), f"rpc {rpc_address}"
+        if tracker:
+            if not key:
+                raise ValueError("--tracker needs --key, the device key to request")
+            session = rpc.connect_tracker(*split(tracker, "--tracker")).request(key)
+            return session, f"rpc tracker {tracker} key {key}"
+    except (ConnectionError, RuntimeError) as err:
+        where = rpc_address or tracker
+        raise RuntimeError(f"cannot reach the TVM RPC server at {where}: {err}") from None
+    return None, None
+
+
 @dataclass
 class CompiledModel:
     """A compiled GNN: ``predict(x, edge_index) -> logits`` (float32 ``[N, classes]``)."""
 
     directory: Path
     manifest: dict
-    vm: relax.VirtualMachine
-    device: tvm.runtime.Device
+    vm: LocalVM | RemoteVM
 
     @property
     def num_features(self) -> int:
         return int(self.manifest["inputs"]["x"]["shape"][1])
+
+    @property
+    def where(self) -> str:
+        """Where the model runs: ``local``, ``rpc HOST:PORT``, ``qemu-aarch64 emulation``."""
+        return self.vm.where
 
     def check(self, x, edge_index) -> tuple[np.ndarray, np.ndarray]:
         bounds = self.manifest["bounds"]
@@ -62,25 +148,52 @@ class CompiledModel:
     def predict(self, x, edge_index) -> np.ndarray:
         """Logits of every node; ``ValueError`` on invalid input."""
         x, edge_index = self.check(x, edge_index)
-        return self.vm["main"](tensor(x), tensor(edge_index))[0].numpy()
+        return self.vm.run("main", [x, edge_index])[0][0]
+
+    def time_ms(self, x, edge_index, repeats: int = 10) -> float:
+        """Median ms of one ``main`` call where the model runs (remote timings over RPC)."""
+        x, edge_index = self.check(x, edge_index)
+        return self.vm.run("main", [x, edge_index], repeats)[1]
 
     def prepare(self, x: np.ndarray, edge_index: np.ndarray) -> tuple:
-        """The graph in the binary's CSR layout, for repeated ``forward`` calls (checked input)."""
-        return tuple(self.vm["prepare"](tensor(x), tensor(edge_index)))
+        """The graph in the binary's CSR layout, for repeated ``forward`` calls (checked input;
+        in-process models only)."""
+        return tuple(self._local().vm["prepare"](tensor(x), tensor(edge_index)))
 
     def forward(self, x, graph: tuple) -> np.ndarray:
         """Logits for a graph from ``prepare`` (``x`` as a TVM tensor or checked array)."""
         x = x if isinstance(x, tvm.runtime.Tensor) else tensor(x)
-        return self.vm["forward"](x, *graph)[0].numpy()
+        return self._local().vm["forward"](x, *graph)[0].numpy()
+
+    def _local(self) -> LocalVM:
+        if not isinstance(self.vm, LocalVM):
+            raise ValueError(f"prepare/forward need an in-process model, not {self.where}")
+        return self.vm
 
 
-def load(directory: str | os.PathLike) -> CompiledModel:
-    """Load ``out/`` written by ``dqc compile`` for this machine."""
+def load(
+    directory: str | os.PathLike,
+    rpc: str | None = None,
+    tracker: str | None = None,
+    key: str | None = None,
+) -> CompiledModel:
+    """Load ``out/`` written by ``dqc compile``: in this process, on the TVM RPC server at
+    ``rpc="host:port"`` (or from ``tracker="host:port"`` with device ``key``), or, for an
+    aarch64 build on another CPU, under qemu-user emulation (said on stderr)."""
     directory = Path(directory)
     manifest = read_manifest(directory)
     library = directory / manifest["library"]
     if not library.is_file():
         raise ArtifactError(f"{library}: missing")
-    device = tvm.cpu()
-    vm = relax.VirtualMachine(tvm.runtime.load_module(str(library)), device)
-    return CompiledModel(directory, manifest, vm, device)
+    session, where = connect(rpc, tracker, key)
+    if session is not None:
+        return CompiledModel(directory, manifest, RemoteVM(library, session, where))
+    if is_cross(manifest["target"]):
+        arch = target_arch(manifest["target"])
+        if arch != "aarch64":
+            raise ArtifactError(f"{directory}: built for {arch}, which this machine cannot run")
+        from dqc.emulation import EmulatedVM
+
+        print(f"dqc: running the {arch} build under qemu-aarch64 emulation", file=sys.stderr)
+        return CompiledModel(directory, manifest, EmulatedVM(library))
+    return CompiledModel(directory, manifest, LocalVM(library))

@@ -11,6 +11,7 @@ rejects the classic CLI strings; ``resolve_target`` accepts all three forms a us
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass, field
 
 import tvm
@@ -22,7 +23,6 @@ class Profile:
     name: str
     target: dict
     description: str
-    cross_compiler: str | None = None  # C compiler that links the shared library
     features: tuple[str, ...] = field(default=())
 
 
@@ -42,7 +42,6 @@ PROFILES = {
             "arm64-neon",
             {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]},
             "generic 64-bit ARM with NEON",
-            "aarch64-linux-gnu-gcc",
             ("neon",),
         ),
         Profile(
@@ -54,7 +53,6 @@ PROFILES = {
                 "mattr": ["+neon", "+dotprod"],
             },
             "ARMv8.2 with dot product (Cortex-A76 / A55)",
-            "aarch64-linux-gnu-gcc",
             ("neon", "dotprod"),
         ),
         Profile(
@@ -66,7 +64,6 @@ PROFILES = {
                 "mattr": ["+neon"],
             },
             "Raspberry Pi 4 (Cortex-A72, no dot product)",
-            "aarch64-linux-gnu-gcc",
             ("neon",),
         ),
     )
@@ -127,10 +124,26 @@ def resolve_target(text: str | dict | None) -> tuple[dict, str | None]:
     return spec, name
 
 
+def target_arch(spec: dict) -> str:
+    """The CPU architecture code for ``spec`` runs on (``"x86_64"``, ``"aarch64"``, ...)."""
+    return (spec.get("mtriple") or str(codegen.llvm_get_system_triple())).split("-")[0]
+
+
 def is_cross(spec: dict) -> bool:
     """Whether code for ``spec`` cannot run on this machine."""
-    triple = spec.get("mtriple")
-    return (
-        triple is not None
-        and triple.split("-")[0] != str(codegen.llvm_get_system_triple()).split("-")[0]
-    )
+    return target_arch(spec) != target_arch({})
+
+
+def cross_linker(spec: dict) -> str | None:
+    """The GNU C++ cross compiler that links a shared library for ``spec`` (``None``: the
+    host's), e.g. ``aarch64-linux-gnu-g++`` from Debian's ``g++-aarch64-linux-gnu``."""
+    if not is_cross(spec):
+        return None
+    name = f"{spec['mtriple']}-g++"
+    if shutil.which(name) is None:
+        package = f"g++-{spec['mtriple']}".replace("_", "-")
+        raise ValueError(
+            f"linking for {spec['mtriple']} needs the cross compiler {name}, which is not on "
+            f"PATH (Debian/Ubuntu: apt-get install {package})"
+        )
+    return name

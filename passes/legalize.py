@@ -21,6 +21,7 @@ from dqc.kernels import (
     edge_softmax,
     index_add,
     qmatmul,
+    qmatmul_sdot,
     qmatmul_vnni,
     quantize,
     requantize,
@@ -97,16 +98,24 @@ def _edge_softmax_float(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     return relax.call_tir(gv, [logits, indptr], relax.TensorType(logits.ty.shape, "float32"))
 
 
-def _has_vnni() -> bool:
+def _dot_product_kernel() -> str | None:
+    """``"vnni"`` or ``"sdot"`` when the current target has that int8 dot product."""
     target = tvm.target.Target.current(allow_none=True)
-    return target is not None and bool(codegen.llvm_cpu_has_features(["avx512vnni"], target))
+    if target is None:
+        return None
+    if codegen.llvm_cpu_has_features(["avx512vnni"], target):
+        return "vnni"
+    if target.features.has_dotprod:
+        return "sdot"
+    return None
 
 
 def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     a, b = call.args
     a_zero, b_zero = int(call.attrs["a_zero"]), int(call.attrs["b_zero"])
-    if is_constant(b) and _static_width(a.ty.shape) and _has_vnni():
-        return _qmatmul_vnni(bb, a, constant_value(b), a_zero, b_zero)
+    kind = _dot_product_kernel()
+    if is_constant(b) and _static_width(a.ty.shape) and kind is not None:
+        return _qmatmul_dot_product(bb, kind, a, constant_value(b), a_zero, b_zero)
     if is_constant(b):
         b_sum = relax.const(constant_value(b).astype(np.int32).sum(axis=0), "int32")
     else:
@@ -116,23 +125,31 @@ def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     )
 
 
-def _qmatmul_vnni(bb, a: relax.Expr, b: np.ndarray, a_zero: int, b_zero: int) -> relax.Expr:
-    """VNNI needs unsigned activations: signed codes are shifted by 128 (and their zero)."""
+def _qmatmul_dot_product(
+    bb, kind: str, a: relax.Expr, b: np.ndarray, a_zero: int, b_zero: int
+) -> relax.Expr:
+    """A constant-weight matmul on VNNI (uint8 x int8) or sdot (int8 x int8): activations are
+    recoded to the instruction's signedness first, shifting their zero point the same way."""
     k, n = b.shape
     groups = -(-k // 4)
-    packed, blocks = qmatmul_vnni.pack_weights(b)
-    if a.ty.dtype == "int8":
-        a_zero += 128
-    unsigned = bb.emit_te(
-        qmatmul.to_unsigned_padded, a, groups * 4, primfunc_name_hint="dqc_to_uint8"
+    if kind == "vnni":
+        dtype, lanes, multiple, make = "uint8", qmatmul_vnni.LANES, 1, qmatmul_vnni.qmatmul_vnni
+    else:
+        dtype, lanes, multiple = "int8", qmatmul_sdot.LANES, qmatmul_sdot.GROUP
+        make = qmatmul_sdot.qmatmul_sdot
+    packed, blocks = qmatmul.pack_weights(b, lanes, multiple)
+    if a.ty.dtype != dtype:
+        a_zero += 128 if dtype == "uint8" else -128
+    recoded = bb.emit_te(
+        qmatmul.recode_padded, a, groups * 4, dtype, primfunc_name_hint=f"dqc_to_{dtype}"
     )
-    gv = add_kernel(bb, qmatmul_vnni.qmatmul_vnni(groups, blocks), "dqc_qmatmul_vnni")
+    gv = add_kernel(bb, make(groups, blocks), f"dqc_qmatmul_{kind}")
     rows = a.ty.shape[0]
     dot = bb.emit(
         relax.call_tir(
             gv,
-            [unsigned, relax.const(packed, "int8")],
-            relax.TensorType([rows, blocks * 16], "int32"),
+            [recoded, relax.const(packed, "int8")],
+            relax.TensorType([rows, blocks * lanes], "int32"),
         )
     )
     b_sum = relax.const(b.astype(np.int32).sum(axis=0), "int32")

@@ -69,17 +69,19 @@ def trained_cora(cora, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def compiled_cora(trained_cora, tmp_path_factory):
-    """Compiled artifact folders of ``trained_cora`` checkpoints for the host."""
+    """Compiled artifact folders of ``trained_cora`` checkpoints (default target: the host)."""
     from dqc.compiler import compile_checkpoint
 
     root = tmp_path_factory.mktemp("artifacts")
     cache = {}
 
-    def get(arch: str, scheme: str = "dq-int8", quantized: bool = True) -> Path:
-        key = (arch, scheme, quantized)
+    def get(
+        arch: str, scheme: str = "dq-int8", quantized: bool = True, target: str = "host"
+    ) -> Path:
+        key = (arch, scheme, quantized, target)
         if key not in cache:
-            out = root / "-".join([arch, scheme, "int" if quantized else "fp32"])
-            compile_checkpoint(trained_cora(arch, scheme), out, quantized=quantized)
+            out = root / "-".join([arch, scheme, "int" if quantized else "fp32", target])
+            compile_checkpoint(trained_cora(arch, scheme), out, target, quantized=quantized)
             cache[key] = out
         return cache[key]
 
@@ -136,3 +138,16 @@ def count_ops(mod, name: str) -> int:
         f.script(show_meta=False) for gv, f in mod.functions.items() if not hasattr(f, "buffer_map")
     )
     return text.count(f'"{name}"') if name.startswith("dqc.") else text.count(f"{name}(")
+
+
+@pytest.fixture(scope="session")
+def arm_toolchain():
+    """Skips (fails under ``DQC_REQUIRE_ARM``, as in CI) without the aarch64 cross compiler
+    and qemu-user."""
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
+    if missing:
+        install = "apt-get install g++-aarch64-linux-gnu qemu-user"
+        message = f"{', '.join(missing)} not installed ({install})"
+        if os.environ.get("DQC_REQUIRE_ARM"):
+            pytest.fail(message)
+        pytest.skip(message)

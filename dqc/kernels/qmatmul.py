@@ -10,6 +10,7 @@ is, precomputed at compile time).
 
 from __future__ import annotations
 
+import numpy as np
 from tvm import te, tirx
 
 
@@ -37,20 +38,40 @@ def qmatmul(a: te.Tensor, b: te.Tensor, b_sum: te.Tensor, a_zero: int, b_zero: i
     )
 
 
-def to_unsigned_padded(a: te.Tensor, width: int):
-    """Codes as uint8 (int8 shifted by +128), zero-padded to ``width`` columns (VNNI input)."""
+def pack_weights(b: np.ndarray, lanes: int, block_multiple: int = 1) -> tuple[np.ndarray, int]:
+    """Weights ``b`` [K, N] int8 in the layout of the dot-product kernels (VNNI, sdot).
+
+    Returns (packed ``[blocks, G, lanes, 4]`` flattened, blocks): K is padded to ``4 G``,
+    the columns to ``lanes * blocks`` (``blocks`` a multiple of ``block_multiple``), and
+    column N holds ones, so the kernel's output column N is the row sum of the activations
+    (the zero-point correction for free). One ``(block, group)`` is ``4 lanes`` contiguous
+    bytes: one vector load per instruction.
+    """
+    k, n = b.shape
+    groups = -(-k // 4)
+    blocks = -(-(n // lanes + 1) // block_multiple) * block_multiple  # room for the ones
+    padded = np.zeros((groups * 4, blocks * lanes), np.int8)
+    padded[:k, :n] = b
+    padded[:k, n] = 1
+    packed = padded.reshape(groups, 4, blocks, lanes).transpose(2, 0, 3, 1)
+    return np.ascontiguousarray(packed).reshape(-1), blocks
+
+
+def recode_padded(a: te.Tensor, width: int, dtype: str):
+    """Codes as ``dtype`` (``uint8``: int8 shifted by +128; ``int8``: uint8 shifted by -128),
+    zero-padded to ``width`` columns: the input of the VNNI (uint8) and sdot (int8) kernels."""
     m, k = a.shape
-    shift = 128 if a.dtype == "int8" else 0
+    shift = 0 if a.dtype == dtype else (128 if dtype == "uint8" else -128)
 
     def value(i, j):
         code = tirx.Cast("int32", a[i, tirx.min(j, k - 1)]) + shift
-        return tirx.Select(j < k, tirx.Cast("uint8", code), tirx.const(0, "uint8"))
+        return tirx.Select(j < k, tirx.Cast(dtype, code), tirx.const(0, dtype))
 
-    return te.compute((m, width), value, name="to_unsigned")
+    return te.compute((m, width), value, name=f"to_{dtype}")
 
 
 def correct_zero_points(dot: te.Tensor, b_sum: te.Tensor, k: int, n: int, a_zero: int, b_zero: int):
-    """``dot`` from the VNNI kernel (``dot[:, n]`` = row sums of ``a``) -> zero-centred
+    """``dot`` from a dot-product kernel (``dot[:, n]`` = row sums of ``a``) -> zero-centred
     products ``sum_k (a - za)(b - zb)`` of the first ``n`` columns."""
     za, zb = tirx.const(a_zero, "int32"), tirx.const(b_zero, "int32")
     offset = tirx.const(k * a_zero * b_zero, "int32")

@@ -7,27 +7,16 @@ instruction, and each row of ``a`` contributes 4 bytes broadcast to all 16 lanes
 column blocks are accumulated together (eight independent ``vpdpbusd`` chains hide its
 latency).
 
-Row sums of ``a`` (the zero-point correction) come for free: the packing adds a weight column
-of ones after the last real column, so ``out[:, N]`` is ``sum_k a[:, k]``.
+Row sums of ``a`` (the zero-point correction) come for free: the packing
+(``qmatmul.pack_weights``) adds a weight column of ones, so ``out[:, N]`` is ``sum_k a[:, k]``.
 """
 
 from __future__ import annotations
 
-import numpy as np
 from tvm.script import tirx as T
 
 VNNI_INTRINSIC = "llvm.x86.avx512.vpdpbusd.512"
-
-
-def pack_weights(b: np.ndarray) -> tuple[np.ndarray, int]:
-    """``b`` [K, N] int8 -> (packed [blocks * G * 64] int8, blocks); column N holds ones."""
-    k, n = b.shape
-    groups, blocks = -(-k // 4), n // 16 + 1  # room for the row-sum column
-    padded = np.zeros((groups * 4, blocks * 16), np.int8)
-    padded[:k, :n] = b
-    padded[:k, n] = 1
-    packed = padded.reshape(groups, 4, blocks, 16).transpose(2, 0, 3, 1)
-    return np.ascontiguousarray(packed).reshape(-1), blocks
+LANES = 16  # int32 lanes of one instruction: output columns per block
 
 
 def qmatmul_vnni(groups: int, blocks: int):

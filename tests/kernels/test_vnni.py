@@ -8,7 +8,7 @@ from tvm import relax, tirx
 
 from dqc import relax_ops
 from dqc._tvm import tensor
-from dqc.kernels.qmatmul_vnni import pack_weights
+from dqc.kernels.qmatmul import pack_weights
 
 VNNI = tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake"})
 HOST_HAS_VNNI = "avx512_vnni" in open("/proc/cpuinfo").read()
@@ -29,7 +29,7 @@ def _build(k: int, n: int, dtype: str, weights: np.ndarray):
 
 def test_packing_puts_a_row_sum_column_after_the_weights():
     b = np.arange(-6, 6, dtype=np.int8).reshape(3, 4)
-    packed, blocks = pack_weights(b)
+    packed, blocks = pack_weights(b, lanes=16)
     assert blocks == 1 and packed.size == 1 * 1 * 64  # K 3 -> one group of 4, N 4 -> one block
     layout = packed.reshape(1, 1, 16, 4)  # [block, group, column, k]
     np.testing.assert_array_equal(layout[0, 0, :4, :3], b.T)

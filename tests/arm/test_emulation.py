@@ -1,0 +1,82 @@
+"""aarch64 builds executed under qemu-user with TVM's aarch64 runtime: the same outputs as
+the x86 build and the integer reference, bit for bit."""
+
+import json
+
+import numpy as np
+import pytest
+import tvm
+from dqc.passes.legalize import DQC_LEGALIZE_MAP
+from tvm import relax, tirx
+
+from dqc import relax_ops
+from dqc.cli import main
+from dqc.emulation import EmulatedVM, EmulationError
+from dqc.reference import IntegerReference
+from dqc.runtime import load
+from dqc.targets import PROFILES, cross_linker
+
+pytestmark = pytest.mark.usefixtures("arm_toolchain")
+
+
+@pytest.mark.parametrize("arch", ["gcn", "gin", "gat"])
+def test_dotprod_build_equals_x86_build_and_reference(compiled_cora, trained_cora, cora, arch):
+    x, edges = cora.x.numpy(), cora.edge_index.numpy()
+    arm = load(compiled_cora(arch, target="arm64-dotprod"))
+    assert arm.where == "qemu-aarch64 emulation"
+    logits = arm.predict(x, edges)
+    assert np.array_equal(logits, load(compiled_cora(arch)).predict(x, edges))
+    assert np.array_equal(logits, IntegerReference(trained_cora(arch)).predict(x, edges))
+
+
+def test_build_without_dotprod_equals_x86_build(compiled_cora, cora):
+    x, edges = cora.x.numpy(), cora.edge_index.numpy()
+    logits = load(compiled_cora("gcn", target="rpi4")).predict(x, edges)
+    assert np.array_equal(logits, load(compiled_cora("gcn")).predict(x, edges))
+
+
+def test_dqc_run_on_an_aarch64_build_says_it_emulates(compiled_cora, data_root, capsys):
+    assert main(["run", str(compiled_cora("gcn")), "--data-root", str(data_root), "--json"]) == 0
+    native = json.loads(capsys.readouterr().out)
+    out = compiled_cora("gcn", target="arm64-dotprod")
+    assert main(["run", str(out), "--data-root", str(data_root), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert "qemu-aarch64 emulation" in captured.err
+    emulated = json.loads(captured.out)
+    assert emulated.keys() == native.keys()
+    for key in ("accuracy", "fakequant_accuracy", "agreement", "bitexact_with_reference"):
+        assert emulated[key] == native[key], key
+    assert emulated["bitexact_with_reference"] is True
+
+
+@pytest.mark.parametrize(("dtype", "k", "n"), [("int8", 1433, 64), ("uint8", 70, 41)])
+def test_sdot_matmul_is_exact(tmp_path, dtype, k, n):
+    """The sdot kernel alone (uint8 codes are shifted to int8), odd K and N included."""
+    rng = np.random.default_rng(1)
+    low, high = (-128, 128) if dtype == "int8" else (0, 256)
+    a = rng.integers(low, high, (37, k)).astype(dtype)
+    w = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    bb = relax.BlockBuilder()
+    var = relax.Var("a", relax.TensorType([tirx.Var("m", "int64"), k], dtype))
+    with bb.function("main", [var]):
+        with bb.dataflow():
+            call = relax_ops.call("dqc.qmatmul", [var, relax.const(w)], a_zero=7, b_zero=-2)
+            out = bb.emit_output(bb.emit(call))
+        bb.emit_func_output(out)
+    spec = PROFILES["arm64-dotprod"].target
+    with tvm.target.Target(spec):
+        mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(bb.get())
+    assert "dqc_qmatmul_sdot" in [gv.name_hint for gv in mod.get_global_vars()]
+    library = tmp_path / "qmatmul.so"
+    tvm.compile(mod, tvm.target.Target(spec)).export_library(
+        str(library), fcompile=tvm.support.cc.cross_compiler(cross_linker(spec))
+    )
+    (result,), _ = EmulatedVM(library).run("main", [a])
+    np.testing.assert_array_equal(result, (a.astype(np.int64) - 7) @ (w.astype(np.int64) + 2))
+
+
+def test_a_broken_library_is_a_clear_error(tmp_path):
+    library = tmp_path / "model.so"
+    library.write_bytes(b"not an ELF file")
+    with pytest.raises(EmulationError, match=r"model\.so under qemu-aarch64 failed"):
+        EmulatedVM(library).run("main", [np.zeros(3, np.float32)])
