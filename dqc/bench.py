@@ -1,14 +1,21 @@
-"""``dqc bench``: PyG FP32 eager, dqc FP32 and dqc INT8 on one workload, in one run.
+"""``dqc bench``: PyG FP32 eager, dqc FP32, INT8 and INT4 on one workload, in one run.
 
 Every column is timed the same way: wall time of one call from ``(x, edge_index)`` to logits
 (graph normalization and CSR construction included), median of ``repeats`` calls after a
 warm-up. The ``*_prepared_ms`` columns time the same models with the graph prepared once in
 advance (PyG: cached GCN normalization / self-loops added beforehand; dqc: its CSR built by
 ``prepare``). ``pyg_compile_ms`` is PyG under ``torch.compile`` where that works.
+``*_aggregation_ms`` is the time of the prepared call spent in the CSR aggregation kernels.
+
+The INT4 column of an INT8 checkpoint (or the INT8 column of an INT4 one) comes from its
+``precision_twin``: the same weights and ranges at the other bit width, not retrained, so it
+is for timing only; ``twin`` names that column. ``*_weight_bytes`` are the bytes of the
+constants in each binary.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import statistics
@@ -22,12 +29,12 @@ import torch
 from torch_geometric.utils import add_remaining_self_loops
 
 from dqc.checkpoint import load_checkpoint, save_checkpoint
-from dqc.compiler import compile_checkpoint
+from dqc.compiler import compile_checkpoint, file_sha256
 from dqc.datasets import cache_dir, load_node_dataset
 from dqc.degree_quant import protection_probability, sample_protect_mask
 from dqc.models import ModelConfig, build_model
 from dqc.pyg_models import to_pyg
-from dqc.runtime import load
+from dqc.runtime import load, read_manifest
 from dqc.targets import is_cross, resolve_target, target_arch
 from dqc.workloads import REDDIT_SHAPE, reddit_shaped
 
@@ -75,6 +82,25 @@ def reddit_shaped_model(seed: int = 0) -> Path:
     return path
 
 
+def precision_twin(path: Path, bits: int) -> Path:
+    """``path``'s weights and trained ranges under the same method at ``bits`` bits: the
+    model behind the INT8 / INT4 column the checkpoint itself does not fill. Nothing is
+    retrained (the ranges are quantized to fewer or more levels), so it is for timing only.
+    Returns ``path`` itself when it already has ``bits``; twins are cached on disk."""
+    ckpt = load_checkpoint(path)
+    method, _, width = ckpt.config.scheme.partition("-int")
+    if int(width) == bits:
+        return path
+    twin_path = cache_dir() / "bench" / f"{file_sha256(path)[:16]}-{method}-int{bits}.pt"
+    if not twin_path.exists():
+        config = dataclasses.replace(ckpt.config, scheme=f"{method}-int{bits}")
+        twin = build_model(config)
+        twin.load_state_dict(ckpt.model.state_dict())
+        training = {"precision_twin_of": str(path)}
+        save_checkpoint(twin_path, twin, config, ckpt.dataset, training, {})
+    return twin_path
+
+
 def _workload(name: str, model_path, data_root) -> tuple[Path, np.ndarray, np.ndarray]:
     if name == "reddit-shaped":
         x, edge_index, _ = reddit_shaped()
@@ -88,16 +114,21 @@ def _workload(name: str, model_path, data_root) -> tuple[Path, np.ndarray, np.nd
 
 
 def _time_dqc(directory: Path, x, edge_index, repeats: int, remote: dict) -> tuple:
-    """(full call, call on a prepared graph) medians of a compiled model in ms, and where it
-    ran. Remote models are timed on the server by TVM's time evaluator, with no prepared
-    column."""
+    """Medians in ms of a compiled model's full call, call on a prepared graph, and time in
+    its CSR aggregation kernels; and where it ran. Remote models are timed on the server by
+    TVM's time evaluator, full calls only."""
     model = load(directory, **remote)
     x, edge_index = model.check(x, edge_index)
     if remote:
-        return model.time_ms(x, edge_index, repeats), None, model.where
+        return model.time_ms(x, edge_index, repeats), None, None, model.where
     full = median_ms(lambda: model.predict(x, edge_index), repeats)
     graph = model.prepare(x, edge_index)
-    return full, median_ms(lambda: model.forward(x, graph), repeats), model.where
+    prepared = median_ms(lambda: model.forward(x, graph), repeats)
+    aggregation = statistics.median(
+        sum(ms for name, ms in model.kernel_ms(x, graph).items() if "spmm_csr" in name)
+        for _ in range(repeats)
+    )
+    return full, prepared, aggregation, model.where
 
 
 def _torch_compile_ms(model, x, edge_index, repeats: int) -> tuple[float | None, str | None]:
@@ -146,18 +177,24 @@ def run_bench(
         "torch_threads": torch.get_num_threads(),
         "dqc_target": spec,
     }
+    builds = {"fp32": (model_path, False)}
+    if scheme != "fp32":  # the INT4 (or INT8) column from a twin of the other bit width
+        builds["int8"] = (precision_twin(model_path, 8), True)
+        builds["int4"] = (precision_twin(model_path, 4), True)
+        result["twin"] = "int4" if scheme.endswith("int8") else "int8"
     with tempfile.TemporaryDirectory() as tmp:
-        builds = {"fp32": False, "int8": True} if scheme != "fp32" else {"fp32": False}
-        for name, quantized in builds.items():
+        for name, (path, quantized) in builds.items():
             log(f"compile dqc {name}")
             start = time.perf_counter()
-            compile_checkpoint(model_path, Path(tmp) / name, spec, quantized=quantized)
+            compile_checkpoint(path, Path(tmp) / name, spec, quantized=quantized)
             result[f"dqc_{name}_compile_s"] = round(time.perf_counter() - start, 2)
+            result[f"dqc_{name}_weight_bytes"] = read_manifest(Path(tmp) / name)["constant_bytes"]
         for name in builds:
             log(f"time dqc {name}")
             timed = _time_dqc(Path(tmp) / name, x, edge_index, repeats, remote)
-            result[f"dqc_{name}_ms"], result[f"dqc_{name}_prepared_ms"] = timed[:2]
-            result["dqc_runs_on"] = timed[2]
+            for column, value in zip(("ms", "prepared_ms", "aggregation_ms"), timed, strict=False):
+                result[f"dqc_{name}_{column}"] = value
+            result["dqc_runs_on"] = timed[-1]
 
     tx, tedges = torch.from_numpy(x), torch.from_numpy(edge_index)
     eager = to_pyg(ckpt.model, arch)
@@ -179,6 +216,10 @@ def run_bench(
         result[column] = None if result[column] is None else round(result[column], 3)
     if "dqc_int8_ms" in result:
         result["speedup_vs_fp32"] = round(result["dqc_fp32_ms"] / result["dqc_int8_ms"], 2)
+        result["int4_speedup_vs_int8"] = round(result["dqc_int8_ms"] / result["dqc_int4_ms"], 2)
+        if not remote:
+            agg8, agg4 = result["dqc_int8_aggregation_ms"], result["dqc_int4_aggregation_ms"]
+            result["int4_aggregation_speedup_vs_int8"] = round(agg8 / agg4, 2)
         if not remote:  # PyG and dqc on the same machine
             result["speedup_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
             result["speedup_prepared_vs_pyg_prepared"] = round(

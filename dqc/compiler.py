@@ -16,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import tvm
+from tvm import relax
 
 from dqc import __version__, relax_ops  # noqa: F401  (registers dqc's Relax ops)
+from dqc._tvm import constant_value, is_constant
 from dqc.checkpoint import load_checkpoint
 from dqc.frontend.export import GraphBounds, export_program, import_program
 from dqc.frontend.freeze import SELF_LOOPS, freeze
@@ -34,12 +36,26 @@ FORMAT = "dqc-artifact"
 VERSION = 1
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def constant_bytes(mod: tvm.IRModule) -> int:
+    """Bytes of the distinct constants (weights, per-channel terms) the Relax functions hold."""
+    seen: dict[int, int] = {}
+
+    def visit(expr) -> None:
+        if is_constant(expr) and isinstance(expr.value, tvm.runtime.Tensor):
+            seen[expr.__hash__()] = constant_value(expr).nbytes
+
+    for func in mod.functions.values():
+        if isinstance(func, relax.Function):
+            relax.analysis.post_order_visit(func, visit)
+    return sum(seen.values())
 
 
 def _quiet(stage: str) -> None:
@@ -88,6 +104,7 @@ def compile_checkpoint(
                 phase_passes(phase, tvm_target, SELF_LOOPS[config.arch])
             )(mod)
 
+        weight_bytes = constant_bytes(mod)
         stage(f"codegen for {json.dumps(spec)}")
         executable = tvm.compile(mod, tvm_target, relax_pipeline=None)
     output.mkdir(parents=True, exist_ok=True)
@@ -121,6 +138,7 @@ def compile_checkpoint(
             if quantized
             else None,
         },
+        "constant_bytes": weight_bytes,
         "quantization": [
             {"layer": layer, "role": role, **q.to_dict()} for (layer, role), q in qparams.items()
         ]
@@ -129,7 +147,7 @@ def compile_checkpoint(
         "checkpoint": {
             "file": CHECKPOINT,
             "source": str(checkpoint),
-            "sha256": _sha256(checkpoint),
+            "sha256": file_sha256(checkpoint),
         },
     }
     shutil.copyfile(checkpoint, output / CHECKPOINT)  # for parity checks against the model

@@ -4,7 +4,8 @@ Phases, each a list of passes (run in order, instrumented by ``--dump-ir``):
 
 * quantize: ``FoldQDQ`` (integer ops), ``FoldScales`` (fixed-point multipliers)
 * lower: ``AddGraphPrep`` (``main(x, edge_index)`` builds its CSR), ``LowerMessagePassing``
-  (CSR kernels), ``LegalizeOps`` with dqc's kernels, TVM's operator fusion
+  (CSR kernels), ``LegalizeOps`` with dqc's kernels, ``PackInt4Weights`` (4-bit weights two
+  per byte), TVM's operator fusion
 
 * schedule: dqc's default schedule rules (``dqc.schedules``) on every kernel
 * finalize: TVM's CPU dataflow lowering and memory planning
@@ -24,6 +25,7 @@ from dqc.passes.fold_qdq import FoldQDQ
 from dqc.passes.fold_scales import FoldScales
 from dqc.passes.legalize import DQC_LEGALIZE_MAP
 from dqc.passes.lower_message_passing import LowerMessagePassing
+from dqc.passes.pack_int4_weights import PackInt4Weights
 from dqc.schedules import default_rules
 
 
@@ -39,6 +41,8 @@ def lower_passes(self_loops: str) -> list:
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
+        PackInt4Weights(),  # after the last FoldConstant, which would undo it
+        relax.transform.AnnotateTIROpPattern(),
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
         relax.transform.DeadCodeElimination(),

@@ -24,6 +24,7 @@ from tvm import relax, rpc
 from dqc._tvm import tensor
 from dqc.compiler import FORMAT, MANIFEST, VERSION
 from dqc.graph_prep import check_inputs
+from dqc.profiling import kernel_times
 from dqc.targets import is_cross, target_arch
 
 
@@ -164,6 +165,12 @@ class CompiledModel:
         """Logits for a graph from ``prepare`` (``x`` as a TVM tensor or checked array)."""
         x = x if isinstance(x, tvm.runtime.Tensor) else tensor(x)
         return self._local().vm["forward"](x, *graph)[0].numpy()
+
+    def kernel_ms(self, x, graph: tuple) -> dict[str, float]:
+        """Milliseconds in each kernel during one ``forward`` call (in-process models)."""
+        x = x if isinstance(x, tvm.runtime.Tensor) else tensor(x)
+        times = kernel_times(self._local().vm, "forward", x, *graph)
+        return {name: 1e3 * seconds for name, seconds in times.items()}
 
     def _local(self) -> LocalVM:
         if not isinstance(self.vm, LocalVM):

@@ -18,6 +18,7 @@ inputs. Aggregations it cannot fuse keep the generic (serial) ``index_add``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -26,7 +27,8 @@ from tvm import relax
 
 from dqc import relax_ops
 from dqc._tvm import Analyzer, constant_value, is_constant
-from dqc.kernels import add_kernel
+from dqc.kernels import add_kernel, pack_int4
+from dqc.kernels.pack_int4 import fits_int4
 from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
 
 BINARY = {
@@ -57,6 +59,7 @@ class _TreeBuilder:
         self.bindings, self.uses, self.src = bindings, uses, src
         self.leaves: list[Leaf] = []
         self.args: list[relax.Expr] = []
+        self.int4: set[int] = set()  # leaves gathered from 4-bit codes
         self.analyzer = Analyzer()
 
     def leaf(self, kind: str, expr: relax.Expr, shape) -> Node:
@@ -94,7 +97,10 @@ class _TreeBuilder:
             return self.edge_leaf(expr)
         name, dtype, trailing = value.op.name, expr.ty.dtype, _trailing(expr)
         if name == "relax.take" and value.args[1].same_as(self.src) and int(value.attrs.axis) == 0:
-            return self.leaf("gather", value.args[0], _trailing(value.args[0]))
+            node = self.leaf("gather", value.args[0], _trailing(value.args[0]))
+            if _is_int4_codes(self.bindings.get(value.args[0])):
+                self.int4.add(node.leaf)
+            return node
         if name in ("relax.ones", "relax.zeros"):
             return Node("const", dtype, (), value=int(name == "relax.ones"))
         if name == "relax.full" and is_constant(value.args[1]):
@@ -132,6 +138,13 @@ class _TreeBuilder:
         if product is not None and attrs["zero_points"] == [0]:
             return Node("requantize_product", dtype, trailing, product, attrs=attrs)
         return Node("requantize", dtype, trailing, tuple(children), attrs=attrs)
+
+
+def _is_int4_codes(value) -> bool:
+    """Whether a binding's value is a (re)quantize to codes that fit 4 bits."""
+    if not (relax_ops.is_op(value, "dqc.requantize") or relax_ops.is_op(value, "dqc.quantize")):
+        return False
+    return fits_int4(value.ty.dtype, int(value.attrs["qmin"]), int(value.attrs["qmax"]))
 
 
 def _is_code(node: Node) -> bool:
@@ -230,6 +243,14 @@ class _Lowerer(relax.PyExprMutator):
                 return
         super().visit_var_binding_(binding)
 
+    def kernel_input(self, expr: relax.Expr, leaf: Leaf) -> relax.Expr:
+        if leaf.kind == "channel":
+            return _flatten(expr, leaf)
+        flat = self.builder_.emit(_flatten(self.visit_expr(expr), leaf))
+        if leaf.packed:
+            return self.builder_.call_te(pack_int4.pack, flat, primfunc_name_hint="dqc_pack_int4")
+        return flat
+
     def lower(self, var: relax.Var, call: relax.Call) -> relax.Var | None:
         builder = _TreeBuilder(self.bindings, self.uses, self.graph["src"])
         try:
@@ -239,14 +260,14 @@ class _Lowerer(relax.PyExprMutator):
         out_shape = _trailing(var)
         if out_shape is None or message.shape != out_shape:
             return None
-        args = [
-            self.builder_.emit(_flatten(self.visit_expr(e), leaf))
-            if leaf.kind != "channel"
-            else _flatten(e, leaf)
-            for e, leaf in zip(builder.args, builder.leaves, strict=True)
+        # 4-bit codes read at the message's full width are gathered two per byte.
+        leaves = [
+            dataclasses.replace(leaf, packed=i in builder.int4 and leaf.shape == out_shape)
+            for i, leaf in enumerate(builder.leaves)
         ]
+        args = [self.kernel_input(e, leaf) for e, leaf in zip(builder.args, leaves, strict=True)]
         src, indptr = self.visit_expr(self.graph["src"]), self.visit_expr(self.graph["indptr"])
-        kernel = spmm_csr(message, builder.leaves, var.ty.dtype, src.ty.dtype)
+        kernel = spmm_csr(message, leaves, var.ty.dtype, src.ty.dtype)
         gvar = add_kernel(self.builder_, kernel, "dqc_spmm_csr")
         width = math.prod(out_shape)
         rows = var.ty.shape[0]

@@ -21,6 +21,7 @@ from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
 from dqc.fixed_point import FixedPoint
+from dqc.kernels.pack_int4 import packed_width, unpack_value
 from dqc.kernels.requantize import requantize_product_value, requantize_value
 
 VECTOR = 16  # feature lanes the tail loop is sized against (int32 lanes of AVX-512)
@@ -34,6 +35,7 @@ class Leaf:
     kind: str
     dtype: str
     shape: tuple[int, ...]
+    packed: bool = False  # gather of 4-bit codes, two per byte (``dqc.kernels.pack_int4``)
 
     @property
     def width(self) -> int:
@@ -72,13 +74,20 @@ def _broadcast(index: tuple, shape: tuple[int, ...], child: tuple[int, ...]) -> 
 
 
 class _Emitter:
-    def __init__(self, leaves: list[Leaf], buffers, indices, k):
+    """TIR of the message at one feature index; ``high`` says which half of the row the
+    feature is in (the nibble packed leaves are read from)."""
+
+    def __init__(self, leaves: list[Leaf], buffers, indices, k, high: bool = False):
         self.leaves, self.buffers, self.indices, self.k = leaves, buffers, indices, k
+        self.high = high
 
     def value(self, node: Node, index: tuple) -> tirx.PrimExpr:
         if node.op == "leaf":
             leaf, buf = self.leaves[node.leaf], self.buffers[node.leaf]
             flat = _flat(index, leaf.shape)
+            if leaf.packed:  # same shape as the message: ``flat`` is the feature index
+                byte = flat - packed_width(leaf.width) if self.high else flat
+                return unpack_value(buf[self.indices[self.k], byte], leaf.dtype, self.high)
             if leaf.kind == "gather":
                 return buf[self.indices[self.k], flat]
             if leaf.kind == "edge":
@@ -123,6 +132,22 @@ class _Emitter:
         raise ValueError(f"unsupported message op {node.op!r}")
 
 
+def _feature_loops(width: int, leaves: list[Leaf]) -> list[tuple]:
+    """(start, extent, loop kind, high half) of the feature loops: the width in whole vectors,
+    then the rest as one short vector (not a scalar loop), e.g. 41 classes = 32 + 9. With
+    packed leaves, once per half of the row (low nibbles, then high nibbles)."""
+    halves = [(0, width, False)]
+    if any(leaf.packed for leaf in leaves):
+        middle = packed_width(width)
+        halves = [(0, middle, False), (middle, width, True)]
+    loops = []
+    for begin, end, high in halves:
+        body = (end - begin) - (end - begin) % VECTOR
+        loops.append((begin, body, T.serial, high))
+        loops.append((begin + body, end - begin - body, T.vectorized, high))
+    return [loop for loop in loops if loop[1] > 0]
+
+
 def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str):
     """PrimFunc ``(indptr [n+1], indices [e], *leaves, out [n, width])``, leaves flattened
     to ``[N, width]`` / ``[E, width]`` / ``[width]``."""
@@ -138,9 +163,8 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
             buffers = []
             for i, leaf in enumerate(leaves):
                 extent = {"gather": (n,), "edge": (e,), "channel": ()}[leaf.kind]
-                buf = T.match_buffer(
-                    T.arg(f"leaf{i}", T.handle()), (*extent, leaf.width), leaf.dtype
-                )
+                row = packed_width(leaf.width) if leaf.packed else leaf.width
+                buf = T.match_buffer(T.arg(f"leaf{i}", T.handle()), (*extent, row), leaf.dtype)
                 buffers.append(buf)
             out = T.match_buffer(T.arg("out", T.handle()), (n, width), out_dtype)
             with T.serial(n) as i:
@@ -157,16 +181,8 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     # Edges outside, features inside: each source row is read once, in full,
                     # and the feature loop (contiguous, fixed width) vectorizes.
                     with T.serial(begin, end) as k:
-                        emitter = _Emitter(leaves, buffers, indices, k)
-                        # The width in whole vectors, then the rest as one short vector
-                        # (not a scalar loop): e.g. 41 classes = 32 + 9.
-                        body = width - width % VECTOR
-                        for start, extent, loop in (
-                            (0, body, T.serial),
-                            (body, width - body, T.vectorized),
-                        ):
-                            if extent == 0:
-                                continue
+                        for start, extent, loop, high in _feature_loops(width, leaves):
+                            emitter = _Emitter(leaves, buffers, indices, k, high)
                             with loop(extent) as jj:
                                 j = jj + start
                                 index, rest = [], j
