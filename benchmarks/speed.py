@@ -1,8 +1,9 @@
-"""Speed of dqc's INT8 binaries against PyG FP32 and dqc's own FP32 build, in one run.
+"""Speed of dqc's INT8 and INT4 binaries against PyG FP32 and dqc's own FP32 build, in one run.
 
 Runs ``dqc bench`` on Cora (a DQ-INT8 GCN trained here with the packaged defaults, seed 0)
 and on the Reddit-shaped graph (50,000 nodes, 5,000,000 edges; a calibrated DQ-INT8 GCN),
-then writes ``results/speed.json`` and ``results/speed.md``. Run it on a quiet machine: every
+then writes ``results/speed.json`` and ``results/speed.md``. The INT4 column is the INT8
+model's precision twin (same weights and ranges at 4 bits, for timing only). Run it on a quiet machine: every
 column shares the CPU with nothing else, and the ratios compare columns of the same run.
 
     python benchmarks/speed.py --data-root ../shared/data
@@ -31,14 +32,31 @@ COLUMNS = [
     ("pyg_compile_ms", "PyG FP32 torch.compile"),
     ("dqc_fp32_ms", "dqc FP32"),
     ("dqc_int8_ms", "dqc INT8"),
+    ("dqc_int4_ms", "dqc INT4"),
     ("pyg_fp32_prepared_ms", "PyG FP32, graph prepared"),
     ("dqc_fp32_prepared_ms", "dqc FP32, graph prepared"),
     ("dqc_int8_prepared_ms", "dqc INT8, graph prepared"),
+    ("dqc_int4_prepared_ms", "dqc INT4, graph prepared"),
+    ("dqc_fp32_aggregation_ms", "dqc FP32: aggregation kernels"),
+    ("dqc_int8_aggregation_ms", "dqc INT8: aggregation kernels"),
+    ("dqc_int4_aggregation_ms", "dqc INT4: aggregation kernels"),
 ]
 RATIOS = [
     ("speedup_vs_pyg", "INT8 vs PyG eager"),
     ("speedup_vs_fp32", "INT8 vs dqc FP32"),
     ("speedup_prepared_vs_pyg_prepared", "INT8 vs PyG, graphs prepared"),
+    ("int4_speedup_vs_int8", "INT4 vs INT8"),
+    ("int4_aggregation_speedup_vs_int8", "INT4 vs INT8, aggregation kernels"),
+]
+# Bytes per inference: parameters in the binary, and the node features the aggregation
+# gathers (N x F codes per layer: what each edge reads, at 4, 1 or 0.5 bytes per value).
+BYTES = [
+    ("dqc_fp32_weight_bytes", "parameter bytes, FP32"),
+    ("dqc_int8_weight_bytes", "parameter bytes, INT8"),
+    ("dqc_int4_weight_bytes", "parameter bytes, INT4"),
+    ("gathered_fp32_bytes", "gathered feature table bytes, FP32"),
+    ("gathered_int8_bytes", "gathered feature table bytes, INT8"),
+    ("gathered_int4_bytes", "gathered feature table bytes, INT4"),
 ]
 
 
@@ -58,22 +76,42 @@ def main() -> None:
         save_checkpoint(model, trained.model, trained.config, "cora", trained.training, {})
         for workload, path in (("cora", model), ("reddit-shaped", None)):
             print(f"bench {workload}")
-            rows.append(
-                run_bench(workload, path, args.repeats, args.data_root, log=lambda s: print(" ", s))
+            row = run_bench(
+                workload, path, args.repeats, args.data_root, log=lambda s: print(" ", s)
             )
+            rows.append({**row, **_gathered_bytes(row)})
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "speed.json").write_text(json.dumps(rows, indent=1) + "\n")
     (RESULTS / "speed.md").write_text(render(rows))
     print(f"wrote {RESULTS / 'speed.md'}")
 
 
+def _gathered_bytes(row: dict) -> dict:
+    """Bytes of the node-feature tables a 2-layer GCN's aggregations gather from (hidden
+    width 64 on Cora, 128 on the Reddit shape; then the classes)."""
+    hidden = 64 if row["workload"] == "cora" else 128
+    classes = {"cora": 7}.get(row["workload"], 41)
+    values = row["nodes"] * (hidden + classes)
+    return {
+        "gathered_fp32_bytes": 4 * values,
+        "gathered_int8_bytes": values,
+        "gathered_int4_bytes": row["nodes"] * (-(-hidden // 2) + -(-classes // 2)),
+    }
+
+
 def _ms(value) -> str:
     return "–" if value is None else f"{value:,.1f}"
 
 
+ANALYSIS = """\
+## What bounds INT4 (and INT8) aggregation
+
+(To be written from the measured numbers.)"""
+
+
 def render(rows: list[dict]) -> str:
     lines = [
-        "# Speed: dqc INT8 against PyG FP32 and dqc FP32",
+        "# Speed: dqc INT8 and INT4 against PyG FP32 and dqc FP32",
         "",
         "Median wall time (ms) of one inference from `(x, edge_index)` to logits, graph",
         "normalization and CSR construction included, after a warm-up; the *prepared* rows",
@@ -95,9 +133,15 @@ def render(rows: list[dict]) -> str:
         lines.append(f"| {label} | " + " | ".join(_ms(r.get(key)) for r in rows) + " |")
     for key, label in RATIOS:
         lines.append(f"| **{label}** | " + " | ".join(f"**{r[key]:.2f}×**" for r in rows) + " |")
+    for key, label in BYTES:
+        lines.append(f"| {label} | " + " | ".join(f"{r[key]:,}" for r in rows) + " |")
     lines += [
         "",
-        "Models: " + "; ".join(f"{r['workload']}: {r['arch']} {r['scheme']}" for r in rows),
+        "Models: "
+        + "; ".join(f"{r['workload']}: {r['arch']} {r['scheme']}" for r in rows)
+        + "; INT4: the INT8 model's precision twin (same weights and ranges at 4 bits).",
+        "",
+        ANALYSIS,
     ]
     errors = [
         f"{r['workload']}: {r['pyg_compile_error']}" for r in rows if r.get("pyg_compile_error")

@@ -235,7 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     bench = sub.add_parser(
-        "bench", help="time PyG FP32, dqc FP32 and dqc INT8 in one run", formatter_class=_Formatter
+        "bench",
+        help="time PyG FP32 and dqc FP32, INT8 and INT4 in one run",
+        formatter_class=_Formatter,
     )
     bench.add_argument("model", nargs="?", help="checkpoint (optional for reddit-shaped)")
     bench.add_argument(

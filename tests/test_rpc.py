@@ -130,7 +130,7 @@ def test_bench_reports_remote_timings(trained_cora, data_root, rpc_server, capsy
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["dqc_runs_on"] == f"rpc {rpc_server}"
-    assert result["dqc_int8_ms"] > 0 and result["dqc_fp32_ms"] > 0
+    assert result["dqc_int8_ms"] > 0 and result["dqc_fp32_ms"] > 0 and result["dqc_int4_ms"] > 0
     assert "speedup_vs_pyg" not in result  # PyG ran here, dqc there: no cross-machine ratio
 
 

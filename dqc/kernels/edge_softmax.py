@@ -30,8 +30,9 @@ def integer(code_dtype: str, heads: int, qmin: int, levels: int):
                 vi, vh = T.axis.remap("SS", [i, h])
                 T.reads(indptr[vi : vi + 2], alpha[0:e, vh], table[0:levels, 0:levels])
                 T.writes(out[0:e, vh])
-                top = T.alloc_buffer((1,), "int32", scope="local")
-                total = T.alloc_buffer((1,), "int64", scope="local")
+                # "global" scope: small buffers go on the stack (registers), not the heap
+                top = T.alloc_buffer((1,), "int32", scope="global")
+                total = T.alloc_buffer((1,), "int64", scope="global")
                 top[0] = 0
                 total[0] = T.int64(0)
                 for k in range(indptr[vi], indptr[vi + 1]):
@@ -70,8 +71,8 @@ def floating(heads: int, negative_slope: float):
                 vi, vh = T.axis.remap("SS", [i, h])
                 T.reads(indptr[vi : vi + 2], logits[0:e, vh])
                 T.writes(out[0:e, vh])
-                top = T.alloc_buffer((1,), "float32", scope="local")
-                total = T.alloc_buffer((1,), "float32", scope="local")
+                top = T.alloc_buffer((1,), "float32", scope="global")
+                total = T.alloc_buffer((1,), "float32", scope="global")
                 top[0] = T.float32(-3.0e38)
                 total[0] = T.float32(0)
                 for k in range(indptr[vi], indptr[vi + 1]):

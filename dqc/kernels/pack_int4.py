@@ -60,8 +60,13 @@ def unpack(packed: te.Tensor, width: int) -> te.Tensor:
 
 
 def unpack_value(byte: tirx.PrimExpr, dtype: str, high: bool) -> tirx.PrimExpr:
-    """The code in the low or high nibble of ``byte`` (int8: sign-extended; uint8: masked)."""
+    """The code in the low or high nibble of ``byte`` (int8: sign-extended; uint8: masked).
+
+    Decoded in int32, where x86 and ARM have vector shifts (x86 has none for bytes): a
+    sign-extended byte shifted right by 4 is its signed high nibble."""
+    wide = tirx.Cast("int32", byte)
     if dtype == "int8":
-        shifted = byte if high else byte << tirx.const(4, "int8")
-        return shifted >> tirx.const(4, "int8")
-    return byte >> tirx.const(4, "uint8") if high else byte & tirx.const(15, "uint8")
+        value = wide >> 4 if high else (wide << 28) >> 28
+    else:
+        value = wide >> 4 if high else wide & 15
+    return tirx.Cast(dtype, value)

@@ -32,17 +32,21 @@ def qmatmul_vnni(groups: int, blocks: int):
         out = T.match_buffer(var_out, (m, blocks * 16), "int32")
         for i in T.parallel(m):
             for jg in range(blocks // group):
-                acc = T.decl_buffer((group * 16,), "int32", scope="local")
+                acc = T.decl_buffer(
+                    (group * 16,), "int32", scope="global"
+                )  # "global": on the stack, so in registers
                 for jb in T.unroll(group):
                     acc[T.ramp(jb * 16, 1, 16)] = T.broadcast(T.int32(0), 16)
                 for ko in range(groups):
-                    a4 = T.broadcast(T.reinterpret("int32", a[i, T.ramp(ko * 4, 1, 4)]), 16)
                     for jb in T.unroll(group):
                         acc[T.ramp(jb * 16, 1, 16)] = T.call_llvm_pure_intrin(
                             "int32x16",
                             VNNI_INTRINSIC,
                             acc[T.ramp(jb * 16, 1, 16)],
-                            T.reinterpret("int8x64", a4),
+                            T.reinterpret(  # 4 bytes of row i, in every lane
+                                "int8x64",
+                                T.broadcast(T.reinterpret("int32", a[i, T.ramp(ko * 4, 1, 4)]), 16),
+                            ),
                             w[T.ramp(((jg * group + jb) * groups + ko) * 64, 1, 64)],
                         )
                 for jb in T.unroll(group):

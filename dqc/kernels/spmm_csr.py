@@ -133,18 +133,22 @@ class _Emitter:
 
 
 def _feature_loops(width: int, leaves: list[Leaf]) -> list[tuple]:
-    """(start, extent, loop kind, high half) of the feature loops: the width in whole vectors,
-    then the rest as one short vector (not a scalar loop), e.g. 41 classes = 32 + 9. With
-    packed leaves, once per half of the row (low nibbles, then high nibbles)."""
-    halves = [(0, width, False)]
+    """(start, extent, loop kind, parts) of the feature loops: the width in whole vectors, then
+    the rest as one short vector (not a scalar loop), e.g. 41 classes = 32 + 9. ``parts`` are
+    the (offset, high nibble) of the features one iteration writes: with packed leaves, each
+    byte read feeds feature ``b`` (low nibble) and feature ``b + H`` (high nibble)."""
     if any(leaf.packed for leaf in leaves):
-        middle = packed_width(width)
-        halves = [(0, middle, False), (middle, width, True)]
+        half = packed_width(width)
+        spans = [(0, width - half, ((0, False), (half, True)))]
+        if width % 2:
+            spans.append((width - half, 1, ((0, False),)))
+    else:
+        spans = [(0, width, ((0, False),))]
     loops = []
-    for begin, end, high in halves:
-        body = (end - begin) - (end - begin) % VECTOR
-        loops.append((begin, body, T.serial, high))
-        loops.append((begin + body, end - begin - body, T.vectorized, high))
+    for begin, extent, parts in spans:
+        body = extent - extent % VECTOR
+        loops.append((begin, body, T.serial, parts))
+        loops.append((begin + body, extent - body, T.vectorized, parts))
     return [loop for loop in loops if loop[1] > 0]
 
 
@@ -181,15 +185,16 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     # Edges outside, features inside: each source row is read once, in full,
                     # and the feature loop (contiguous, fixed width) vectorizes.
                     with T.serial(begin, end) as k:
-                        for start, extent, loop, high in _feature_loops(width, leaves):
-                            emitter = _Emitter(leaves, buffers, indices, k, high)
+                        for start, extent, loop, parts in _feature_loops(width, leaves):
                             with loop(extent) as jj:
-                                j = jj + start
-                                index, rest = [], j
-                                for d in reversed(shape):
-                                    index.append(tirx.floormod(rest, d))
-                                    rest = tirx.floordiv(rest, d)
-                                term = emitter.value(message, tuple(reversed(index)))
-                                T.buffer_store(out, out[vi, j] + term, [vi, j])
+                                for offset, high in parts:
+                                    emitter = _Emitter(leaves, buffers, indices, k, high)
+                                    j = jj + start + offset
+                                    index, rest = [], j
+                                    for d in reversed(shape):
+                                        index.append(tirx.floormod(rest, d))
+                                        rest = tirx.floordiv(rest, d)
+                                    term = emitter.value(message, tuple(reversed(index)))
+                                    T.buffer_store(out, out[vi, j] + term, [vi, j])
 
     return ib.get()
