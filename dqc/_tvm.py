@@ -7,9 +7,32 @@ and only accepts targets as dicts (a ``Target``, not a dict, must reach ``tvm.co
 
 from __future__ import annotations
 
-import numpy as np
-import tvm
-from tvm.sym.analyzer import Analyzer  # was tvm.arith.Analyzer
+import os
+from pathlib import Path
+
+
+def physical_cores() -> int:
+    """Cores (not SMT threads) this process may run on, from Linux's CPU topology."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count())
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(tuple((topology / f).read_text() for f in ("physical_package_id", "core_id")))
+        except OSError:
+            cores.add((cpu,))
+    return max(len(cores), 1)
+
+
+# TVM sizes its thread pool once, at first use, to half the logical CPUs unless told
+# otherwise (it assumes two SMT threads per core): on a 2-vCPU machine without SMT that is one
+# thread. dqc asks for one thread per physical core unless the user chose a number.
+if "TVM_NUM_THREADS" not in os.environ and "OMP_NUM_THREADS" not in os.environ:
+    os.environ["TVM_NUM_THREADS"] = str(physical_cores())
+
+import numpy as np  # noqa: E402
+import tvm  # noqa: E402
+from tvm.sym.analyzer import Analyzer  # noqa: E402  (was tvm.arith.Analyzer)
 
 Constant = tvm.ir.GenericConst
 __all__ = ["Analyzer", "Constant", "constant_value", "is_constant", "make_target", "tensor"]
