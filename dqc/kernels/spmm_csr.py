@@ -154,7 +154,7 @@ def _feature_loops(width: int, leaves: list[Leaf]) -> list[tuple]:
 
 def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str):
     """PrimFunc ``(indptr [n+1], indices [e], *leaves, out [n, width])``, leaves flattened
-    to ``[N, width]`` / ``[E, width]`` / ``[width]``."""
+    to ``[N, width]`` (packed: ``[N, ceil(width / 2)]``) / ``[E, width]`` / ``[width]``."""
     shape = message.shape
     width = math.prod(shape)
     with IRBuilder() as ib:

@@ -13,10 +13,12 @@ from dqc.runtime import load, read_manifest
 ARCHS = ["gcn", "gin", "gat"]
 
 
-@pytest.mark.parametrize("arch", ARCHS)
-def test_cora_int4_parity(compiled_cora, data_root, arch):
-    result = evaluate_artifact(compiled_cora(arch, "dq-int4"), "cora", data_root)
-    assert result["scheme"] == "dq-int4"
+@pytest.mark.parametrize(
+    ("arch", "scheme"), [(arch, "dq-int4") for arch in ARCHS] + [("gcn", "qat-int4")]
+)
+def test_cora_int4_parity(compiled_cora, data_root, arch, scheme):
+    result = evaluate_artifact(compiled_cora(arch, scheme), "cora", data_root)
+    assert result["scheme"] == scheme
     assert result["bitexact_with_reference"] is True
     assert result["agreement"] >= 99.5
     assert abs(result["accuracy"] - result["fakequant_accuracy"]) <= 0.3
