@@ -2,7 +2,7 @@
 
 import pytest
 
-from dqc.targets import PROFILES, parse_target_string, resolve_target
+from dqc.targets import PROFILES, cross_linker, is_cross, parse_target_string, resolve_target
 
 
 def test_cli_string_is_translated():
@@ -24,3 +24,27 @@ def test_json_profile_and_host():
 def test_bad_targets_name_the_problem(bad):
     with pytest.raises(ValueError, match="target"):
         resolve_target(bad)
+
+
+def test_cross_targets_need_their_linker(monkeypatch):
+    spec = PROFILES["arm64-dotprod"].target
+    assert is_cross(spec) and not is_cross(resolve_target("host")[0])
+    assert cross_linker(resolve_target("host")[0]) is None
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ValueError, match="apt-get install g\\+\\+-aarch64-linux-gnu"):
+        cross_linker(spec)
+
+
+def test_an_x86_host_runs_no_foreign_build(tmp_path):
+    """An artifact for another CPU that dqc cannot emulate is refused by name."""
+    import json
+
+    from dqc.compiler import FORMAT, MANIFEST, VERSION
+    from dqc.runtime import ArtifactError, load
+
+    manifest = {"format": FORMAT, "version": VERSION, "library": "model.so",
+                "target": {"kind": "llvm", "mtriple": "riscv64-linux-gnu"}}  # fmt: skip
+    (tmp_path / MANIFEST).write_text(json.dumps(manifest))
+    (tmp_path / "model.so").write_bytes(b"")
+    with pytest.raises(ArtifactError, match="built for riscv64"):
+        load(tmp_path)
