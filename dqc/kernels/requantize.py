@@ -77,12 +77,18 @@ def requantize_product_value(
     qmin: int,
     qmax: int,
     dtype: str,
+    b_zero: int = 0,
 ) -> tirx.PrimExpr:
-    """``dqc.fixed_point.requantize_product`` of int32 codes ``a`` (per edge) and ``b``."""
+    """``dqc.fixed_point.requantize_product`` of int32 codes ``a`` (per edge) and
+    ``b - b_zero``. The zero point goes into the per-edge rounding term, ``w * b + (half -
+    w * b_zero)``: one instruction less per feature, and the same int32 sum (wrapping
+    intermediates cancel)."""
     (m,), shift = fixed.multipliers, fixed.shift
     t = product_shift(fixed)
     w = tirx.Cast("int64", a) * _i64(m)
     if shift > t:
         w = tirx.shift_right(w + _i64(1 << (shift - t - 1)), _i64(shift - t))
-    r = tirx.shift_right(tirx.Cast("int32", w) * b + _i32(1 << (t - 1)), _i32(t))
+    w = tirx.Cast("int32", w)
+    offset = _i32(1 << (t - 1)) - w * _i32(b_zero) if b_zero else _i32(1 << (t - 1))
+    r = tirx.shift_right(w * b + offset, _i32(t))
     return tirx.Cast(dtype, tirx.max(tirx.min(r + _i32(zero_point), _i32(qmax)), _i32(qmin)))

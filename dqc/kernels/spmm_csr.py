@@ -112,8 +112,13 @@ class _Emitter:
         if node.op == "requantize_product":
             a = node.attrs
             fixed = FixedPoint(a["multipliers"], a["shift"])
+            code = node.children[1]
+            b, b_zero = children[1], 0
+            if code.op == "subtract" and code.children[1].op == "const":  # code - zero point
+                b = self.value(code.children[0], _broadcast(index, node.shape, code.shape))
+                b_zero = int(code.children[1].value)
             return requantize_product_value(
-                *children, fixed, a["zero_point"], a["qmin"], a["qmax"], node.dtype
+                children[0], b, fixed, a["zero_point"], a["qmin"], a["qmax"], node.dtype, b_zero
             )
         if node.op == "requantize":
             a = node.attrs
