@@ -115,22 +115,22 @@ def analysis(rows: list[dict]) -> str:
     return f"""\
 ## What bounds INT4 (and INT8) aggregation
 
-On the Reddit-shaped graph the aggregation kernels take about the same time in FP32
-({r["dqc_fp32_aggregation_ms"]:.1f} ms), INT8 ({r["dqc_int8_aggregation_ms"]:.1f} ms) and INT4
-({r["dqc_int4_aggregation_ms"]:.1f} ms), although each edge reads 4, 1 and 0.5 bytes per feature:
-the feature tables they gather from ({r["gathered_int8_bytes"] / 1e6:.1f} MB at INT8,
-{r["gathered_int4_bytes"] / 1e6:.1f} MB at INT4; FP32 {r["gathered_fp32_bytes"] / 1e6:.1f} MB) fit
-the 32 MB L3 of this machine, and the time does not move with the bytes, so bytes are not the
-bound. Arithmetic is: every message value is requantized on its own, as Degree-Quant's
-message quantizer defines it (sign-extend, multiply by the edge's fixed-point weight, round,
-shift, clamp twice, accumulate: about 8 AVX-512 instructions per 16 values, where FP32 needs one
-FMA): the INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G values/s per
-core, i.e. it is bound by instruction throughput. INT4 adds the nibble
-decode (one or two shifts per 16 values) and saves only cache traffic, so it is
-{r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8 here rather than the 1.4x a byte-bound
-kernel would give. INT4 halves the parameter bytes ({r["dqc_int8_weight_bytes"]:,} ->
+On the Reddit-shaped graph the aggregation kernels take {r["dqc_fp32_aggregation_ms"]:.1f} ms
+in FP32, {r["dqc_int8_aggregation_ms"]:.1f} ms in INT8 and {r["dqc_int4_aggregation_ms"]:.1f} ms
+in INT4, although each edge reads 4, 1 and 0.5 bytes per feature: time does not follow bytes.
+The INT8 and INT4 feature tables they gather from ({r["gathered_int8_bytes"] / 1e6:.1f} and
+{r["gathered_int4_bytes"] / 1e6:.1f} MB; FP32 {r["gathered_fp32_bytes"] / 1e6:.1f} MB) fit this
+machine's 32 MB L3. What bounds them is arithmetic: every message value is requantized on
+its own, as Degree-Quant's message quantizer defines it (sign-extend, multiply by the edge's
+fixed-point weight, round, shift, clamp twice, accumulate: 7 AVX-512 instructions per 16
+values, where FP32 needs one FMA). The INT8 kernel runs {values / 1e6:,.0f} M message values
+at {rate:.1f} G values/s per core, bound by instruction throughput. INT4 adds the nibble decode
+(shifts on every value, two output vectors per byte vector read) and saves only cache traffic,
+so it is
+{r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8 here, not the 1.4x a byte-bound kernel would
+give. INT4 halves the parameter bytes ({r["dqc_int8_weight_bytes"]:,} ->
 {r["dqc_int4_weight_bytes"]:,}) and the gathered table; it pays off in time only where memory
-is the bound (tables larger than the cache, or boards with little cache and bandwidth)."""
+is the bound (tables larger than the cache, boards with little cache and bandwidth)."""
 
 
 def render(rows: list[dict]) -> str:
