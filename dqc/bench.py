@@ -5,6 +5,8 @@ Every column is timed the same way: wall time of one call from ``(x, edge_index)
 warm-up. The ``*_prepared_ms`` columns time the same models with the graph prepared once in
 advance (PyG: cached GCN normalization / self-loops added beforehand; dqc: its CSR built by
 ``prepare``). ``pyg_compile_ms`` is PyG under ``torch.compile`` where that works.
+``ort_fp32_ms`` / ``ort_int8_ms`` are the same FP32 and INT8 models exported to ONNX (QDQ
+for INT8) under ONNX Runtime's CPU provider, graph preparation (NumPy) included.
 ``*_aggregation_ms`` is the time of the prepared call spent in the CSR aggregation kernels.
 
 The INT4 column of an INT8 checkpoint (or the INT8 column of an INT4 one) comes from its
@@ -16,6 +18,7 @@ constants in each binary.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import platform
 import statistics
@@ -33,6 +36,8 @@ from dqc.compiler import compile_checkpoint, file_sha256
 from dqc.datasets import cache_dir, load_node_dataset
 from dqc.degree_quant import protection_probability, sample_protect_mask
 from dqc.models import ModelConfig, build_model
+from dqc.onnx_export import export_onnx
+from dqc.onnx_runtime import OnnxModel
 from dqc.pyg_models import to_pyg
 from dqc.runtime import load, read_manifest
 from dqc.targets import is_cross, resolve_target, target_arch
@@ -131,6 +136,22 @@ def _time_dqc(directory: Path, x, edge_index, repeats: int, remote: dict) -> tup
     return full, prepared, aggregation, model.where
 
 
+def _time_ort(directory: Path, builds: dict, x, edge_index, repeats: int) -> dict:
+    """``ort_<name>_ms`` / ``ort_<name>_prepared_ms`` of the FP32 and INT8 builds exported
+    to ONNX (``dqc export-onnx``) and run by ONNX Runtime on this machine."""
+    times = {}
+    for name in ("fp32", "int8"):
+        if name not in builds:
+            continue
+        path, quantized = builds[name]
+        model = OnnxModel(export_onnx(path, directory / f"{name}.onnx", quantized))
+        feeds = model.prepare(x, edge_index)
+        full, prepared = model.predict, functools.partial(model.forward, feeds)
+        times[f"ort_{name}_ms"] = median_ms(functools.partial(full, x, edge_index), repeats)
+        times[f"ort_{name}_prepared_ms"] = median_ms(prepared, repeats)
+    return times
+
+
 def _torch_compile_ms(model, x, edge_index, repeats: int) -> tuple[float | None, str | None]:
     try:
         compiled = torch.compile(model, dynamic=False)
@@ -212,6 +233,9 @@ def run_bench(
         result["pyg_compile_ms"] = ms
         if error:
             result["pyg_compile_error"] = error
+    log("time ONNX Runtime")
+    with tempfile.TemporaryDirectory() as tmp:
+        result.update(_time_ort(Path(tmp), builds, x, edge_index, repeats))
     for column in [k for k in result if k.endswith("_ms")]:
         result[column] = None if result[column] is None else round(result[column], 3)
     if "dqc_int8_ms" in result:
@@ -222,6 +246,7 @@ def run_bench(
             result["int4_aggregation_speedup_vs_int8"] = round(agg8 / agg4, 2)
         if not remote:  # PyG and dqc on the same machine
             result["speedup_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
+            result["speedup_vs_ort_int8"] = round(result["ort_int8_ms"] / result["dqc_int8_ms"], 2)
             result["speedup_prepared_vs_pyg_prepared"] = round(
                 result["pyg_fp32_prepared_ms"] / result["dqc_int8_prepared_ms"], 2
             )

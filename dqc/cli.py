@@ -76,6 +76,9 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _eval(args: argparse.Namespace) -> None:
+    if args.model.endswith(".onnx"):
+        _eval_onnx(args)
+        return
     from dqc.checkpoint import load_checkpoint
     from dqc.datasets import load_node_dataset
     from dqc.training import evaluate
@@ -102,6 +105,27 @@ def _eval(args: argparse.Namespace) -> None:
             f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
             f"{accuracy:.1f} %"
         )
+
+
+def _eval_onnx(args: argparse.Namespace) -> None:
+    from dqc.onnx_evaluation import evaluate_onnx
+
+    result = evaluate_onnx(args.model, args.reference, args.data_root)
+    if args.json:
+        print(json.dumps(result))
+        return
+    agreement = "" if result["agreement"] is None else f", agreement {result['agreement']} %"
+    print(
+        f"{result['dataset']} {result['arch']} {result['scheme']} (ONNX Runtime): test accuracy "
+        f"{result['value']:.1f} %{agreement}"
+    )
+
+
+def _export_onnx(args: argparse.Namespace) -> None:
+    from dqc.onnx_export import export_onnx
+
+    path = export_onnx(args.model, args.output, quantized=not args.fp32)
+    print(f"exported {args.model} -> {path}")
 
 
 def _compile(args: argparse.Namespace) -> None:
@@ -195,17 +219,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
 
     evaluate = sub.add_parser(
-        "eval", help="test accuracy of a trained checkpoint", formatter_class=_Formatter
+        "eval",
+        help="test accuracy of a trained checkpoint or exported .onnx",
+        formatter_class=_Formatter,
     )
-    evaluate.add_argument("model", help="checkpoint written by `dqc train`")
+    evaluate.add_argument(
+        "model", help="checkpoint written by `dqc train`, or a .onnx (run by ONNX Runtime)"
+    )
+    evaluate.add_argument(
+        "--reference",
+        metavar="MODEL.pt",
+        help="for a .onnx: checkpoint whose fake-quant predictions it is compared with "
+        "(default: no agreement reported)",
+    )
     _add_data_root(evaluate)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.set_defaults(func=_eval)
 
+    export = sub.add_parser(
+        "export-onnx",
+        help="export a checkpoint as a QDQ ONNX model (ONNX Runtime, dqc compile)",
+        formatter_class=_Formatter,
+    )
+    export.add_argument("model", help="checkpoint written by `dqc train`")
+    export.add_argument("-o", "--output", default="model.onnx", help="ONNX file to write")
+    export.add_argument("--fp32", action="store_true", help="export the float program")
+    export.set_defaults(func=_export_onnx)
+
     compile_ = sub.add_parser(
         "compile", help="compile a checkpoint to a TVM integer program", formatter_class=_Formatter
     )
-    compile_.add_argument("model", help="checkpoint written by `dqc train`")
+    compile_.add_argument(
+        "model", help="checkpoint written by `dqc train`, or a .onnx from `dqc export-onnx`"
+    )
     compile_.add_argument(
         "--target",
         default="host",

@@ -3,6 +3,10 @@
 Stages: load the checkpoint -> freeze (inference graph with explicit quantize/dequantize)
 -> ``torch.export`` with symbolic node and edge counts -> Relax import with dqc's converters
 -> dqc's pipeline (``dqc.pipeline``) -> ``tvm.compile`` -> ``export_library``.
+
+An ONNX model from ``dqc export-onnx`` enters through TVM's ONNX frontend instead
+(``dqc.frontend.onnx_import``) and meets the same pipeline; its checkpoint, for the parity
+report, is rebuilt from the file (``dqc.onnx_checkpoint``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import onnx
 import tvm
 from tvm import relax
 
@@ -23,8 +28,11 @@ from dqc._tvm import constant_value, is_constant
 from dqc.checkpoint import load_checkpoint
 from dqc.frontend.export import GraphBounds, export_program, import_program
 from dqc.frontend.freeze import SELF_LOOPS, freeze
+from dqc.frontend.onnx_import import import_onnx
 from dqc.graph_prep import accumulator_in_degree_bound
 from dqc.models import quantization_points
+from dqc.onnx_checkpoint import recover_checkpoint
+from dqc.onnx_runtime import read_metadata
 from dqc.pipeline import PHASES, DumpIR, phase_passes
 from dqc.targets import cross_linker, resolve_target
 
@@ -71,7 +79,8 @@ def compile_checkpoint(
     dump_ir: str | os.PathLike | None = None,
     log: Callable[[str], None] = _quiet,
 ) -> Path:
-    """Compile ``checkpoint`` into ``output`` (created); returns the manifest's path.
+    """Compile ``checkpoint`` (a ``model.pt``, or a ``.onnx`` from ``dqc export-onnx``) into
+    ``output`` (created); returns the manifest's path.
 
     ``quantized=False`` compiles the same weights as a float program (dqc's FP32 baseline).
     ``log`` receives one line per stage.
@@ -87,15 +96,26 @@ def compile_checkpoint(
     def stage(text: str) -> None:
         log(f"[{time.perf_counter() - start:6.1f}s] {text}")
 
+    output.mkdir(parents=True, exist_ok=True)
     stage(f"load {checkpoint}")
-    ckpt = load_checkpoint(checkpoint)
+    if checkpoint.suffix == ".onnx":
+        metadata = read_metadata(checkpoint)
+        if not quantized and metadata["dqc.scheme"] != "fp32":
+            raise ValueError(f"{checkpoint}: an ONNX model compiles as exported; no FP32 twin")
+        ckpt = load_checkpoint(recover_checkpoint(checkpoint, output / CHECKPOINT))
+        quantized = metadata["dqc.scheme"] != "fp32"
+        stage("import into Relax with TVM's ONNX frontend")
+        mod = import_onnx(onnx.load(str(checkpoint)), ckpt.config.in_channels)
+    else:
+        ckpt = load_checkpoint(checkpoint)
+        quantized = quantized and ckpt.config.scheme != "fp32"
+        frozen = freeze(ckpt.model, ckpt.config.arch, quantized)
+        stage("export with torch.export (symbolic num_nodes, num_edges)")
+        program = export_program(frozen, ckpt.config.in_channels, bounds)
+        stage("import into Relax")
+        mod = import_program(program)
+        shutil.copyfile(checkpoint, output / CHECKPOINT)  # for parity checks against the model
     config = ckpt.config
-    quantized = quantized and config.scheme != "fp32"
-    frozen = freeze(ckpt.model, config.arch, quantized)
-    stage("export with torch.export (symbolic num_nodes, num_edges)")
-    program = export_program(frozen, config.in_channels, bounds)
-    stage("import into Relax")
-    mod = import_program(program)
     instruments = [DumpIR(dump_ir)] if dump_ir else []
     with tvm_target, tvm.transform.PassContext(opt_level=3, instruments=instruments):
         for phase in PHASES:
@@ -107,7 +127,6 @@ def compile_checkpoint(
         weight_bytes = constant_bytes(mod)
         stage(f"codegen for {json.dumps(spec)}")
         executable = tvm.compile(mod, tvm_target, relax_pipeline=None)
-    output.mkdir(parents=True, exist_ok=True)
     stage(f"export {output / LIBRARY}")
     fcompile = tvm.support.cc.cross_compiler(linker) if linker else None
     executable.export_library(str(output / LIBRARY), fcompile=fcompile)
@@ -150,8 +169,6 @@ def compile_checkpoint(
             "sha256": file_sha256(checkpoint),
         },
     }
-    shutil.copyfile(checkpoint, output / CHECKPOINT)  # for parity checks against the model
-
     path = output / MANIFEST
     path.write_text(json.dumps(manifest, indent=1) + "\n")
     stage(f"wrote {path}")

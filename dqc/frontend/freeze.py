@@ -17,6 +17,8 @@ because edges come in another order. GAT's softmax is the integer one of
 
 from __future__ import annotations
 
+import operator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,19 +35,31 @@ SELF_LOOPS = {"gcn": "add", "gat": "add", "gin": "remove"}
 class _Frozen(nn.Module):
     """Holds the frozen quantization parameters of one layer's points (none: float)."""
 
-    def __init__(self, qparams: dict[str, QParams]):
+    def __init__(self, model: nn.Module, layer: str, quantized: bool):
         super().__init__()
-        self.qparams = qparams
+        self.layer_name = layer
+        self.qparams = _layer_qparams(model, layer, quantized)
+        self.sources: dict[str, dict] = {}
 
     def fq(self, x: torch.Tensor, role: str) -> torch.Tensor:
         qp = self.qparams.get(role)
         return x if qp is None else torch_ops.fake_quantize_with(x, qp)
 
-    def freeze_weight(self, name: str, weight: torch.Tensor, role: str = "weight") -> None:
-        """Store ``weight`` as integer codes (or as is for float models)."""
+    def freeze_weight(self, layer: nn.Module, name: str, path: str, role: str = "weight"):
+        """Store ``layer``'s tensor at ``path`` as integer codes (as is for float models)."""
         qp = self.qparams.get(role)
-        weight = weight.detach().clone()
-        self.register_buffer(name, weight if qp is None else torch_ops.quantize_with(weight, qp))
+        self.keep(layer, name, path, torch_ops.quantize_with if qp is not None else None, role)
+
+    def keep(self, layer: nn.Module, name: str, path: str, encode=None, role=None) -> None:
+        """Store ``layer``'s tensor at ``path`` as buffer ``name`` (``encode``d with the
+        role's qparams if given), remembering where it came from (``weight_sources``)."""
+        tensor = operator.attrgetter(path)(layer).detach().clone()
+        self.register_buffer(name, tensor if encode is None else encode(tensor, self.qparams[role]))
+        self.sources[name] = {
+            "state": f"{self.layer_name}.{path}",
+            "layer": self.layer_name,
+            "role": role if encode is not None else None,
+        }
 
     def weight(self, name: str, role: str = "weight") -> torch.Tensor:
         qp, stored = self.qparams.get(role), getattr(self, name)
@@ -66,10 +80,10 @@ def _scatter_sum(messages: torch.Tensor, dst: torch.Tensor, num_nodes: int) -> t
 
 class FrozenGCNConv(_Frozen):
     def __init__(self, model: nn.Module, layer: str, quantized: bool):
+        super().__init__(model, layer, quantized)
         conv = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer, quantized))
-        self.freeze_weight("lin_weight", conv.lin.weight)
-        self.register_buffer("bias", conv.bias.detach().clone())
+        self.freeze_weight(conv, "lin_weight", "lin.weight")
+        self.keep(conv, "bias", "bias")
 
     def forward(self, x, src, dst, norm):
         x = self.fq(x, "input")
@@ -82,12 +96,12 @@ class FrozenGCNConv(_Frozen):
 
 class FrozenGATConv(_Frozen):
     def __init__(self, model: nn.Module, layer: str, quantized: bool):
+        super().__init__(model, layer, quantized)
         conv = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer, quantized))
         self.heads, self.channels, self.concat = conv.heads, conv.out_channels, conv.concat
-        self.freeze_weight("lin_weight", conv.lin.weight)
-        self.freeze_weight("att", conv.att, role="attention")
-        self.register_buffer("bias", conv.bias.detach().clone())
+        self.freeze_weight(conv, "lin_weight", "lin.weight")
+        self.freeze_weight(conv, "att", "att", role="attention")
+        self.keep(conv, "bias", "bias")
 
     def forward(self, x, src, dst, indptr):
         heads, channels = self.heads, self.channels
@@ -117,10 +131,10 @@ class FrozenGATConv(_Frozen):
 
 class FrozenQuantLinear(_Frozen):
     def __init__(self, model: nn.Module, layer: str, quantized: bool):
+        super().__init__(model, layer, quantized)
         linear = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer, quantized))
-        self.freeze_weight("lin_weight", linear.lin.weight)
-        self.register_buffer("bias", linear.lin.bias.detach().clone())
+        self.freeze_weight(linear, "lin_weight", "lin.weight")
+        self.keep(linear, "bias", "lin.bias")
 
     def forward(self, x):
         x = self.fq(x, "input")
@@ -129,11 +143,11 @@ class FrozenQuantLinear(_Frozen):
 
 class FrozenGINConv(_Frozen):
     def __init__(self, model: nn.Module, layer: str, quantized: bool):
+        super().__init__(model, layer, quantized)
         conv = model.get_submodule(layer)
-        super().__init__(_layer_qparams(model, layer, quantized))
-        self.freeze_weight("lin_weight", conv.lin.weight)
-        self.register_buffer("lin_bias", conv.lin.bias.detach().clone())
-        self.register_buffer("eps", conv.eps.detach().clone())
+        self.freeze_weight(conv, "lin_weight", "lin.weight")
+        self.keep(conv, "lin_bias", "lin.bias")
+        self.keep(conv, "eps", "eps")
         self.mlp = nn.ModuleList(
             FrozenQuantLinear(model, f"{layer}.mlp.{i}", quantized)
             for i, module in enumerate(conv.mlp)
@@ -161,6 +175,16 @@ class FrozenModel(nn.Module):
         self.convs = nn.ModuleList(
             conv(model, f"convs.{i}", quantized) for i in range(len(model.convs))
         )
+
+    def weight_sources(self) -> dict[str, dict]:
+        """Buffer name -> ``{"state": state-dict key, "layer": ..., "role": role or None}``:
+        which trained tensor each stored tensor is (codes of ``(layer, role)`` if a role)."""
+        return {
+            f"{prefix}.{name}": source
+            for prefix, module in self.named_modules()
+            if isinstance(module, _Frozen)
+            for name, source in module.sources.items()
+        }
 
     def forward(self, x, src, dst, indptr):
         graph = (src, dst, _gcn_norm(x.size(0), src, dst) if self.arch == "gcn" else indptr)
