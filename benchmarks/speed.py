@@ -1,4 +1,5 @@
-"""Speed of dqc's INT8 and INT4 binaries against PyG FP32 and dqc's own FP32 build, in one run.
+"""Speed of dqc's INT8 and INT4 binaries against PyG FP32, ONNX Runtime (FP32 and QDQ INT8)
+and dqc's own FP32 build, in one run.
 
 Runs ``dqc bench`` on Cora (a DQ-INT8 GCN trained here with the packaged defaults, seed 0)
 and on the Reddit-shaped graph (50,000 nodes, 5,000,000 edges; a calibrated DQ-INT8 GCN),
@@ -30,10 +31,14 @@ RESULTS = Path(__file__).parent / "results"
 COLUMNS = [
     ("pyg_fp32_ms", "PyG FP32 eager"),
     ("pyg_compile_ms", "PyG FP32 torch.compile"),
+    ("ort_fp32_ms", "ONNX Runtime FP32"),
+    ("ort_int8_ms", "ONNX Runtime QDQ INT8"),
     ("dqc_fp32_ms", "dqc FP32"),
     ("dqc_int8_ms", "dqc INT8"),
     ("dqc_int4_ms", "dqc INT4"),
     ("pyg_fp32_prepared_ms", "PyG FP32, graph prepared"),
+    ("ort_fp32_prepared_ms", "ONNX Runtime FP32, graph prepared"),
+    ("ort_int8_prepared_ms", "ONNX Runtime QDQ INT8, graph prepared"),
     ("dqc_fp32_prepared_ms", "dqc FP32, graph prepared"),
     ("dqc_int8_prepared_ms", "dqc INT8, graph prepared"),
     ("dqc_int4_prepared_ms", "dqc INT4, graph prepared"),
@@ -43,6 +48,7 @@ COLUMNS = [
 ]
 RATIOS = [
     ("speedup_vs_pyg", "INT8 vs PyG eager"),
+    ("speedup_vs_ort_int8", "INT8 vs ONNX Runtime QDQ INT8"),
     ("speedup_vs_fp32", "INT8 vs dqc FP32"),
     ("speedup_prepared_vs_pyg_prepared", "INT8 vs PyG, graphs prepared"),
     ("int4_speedup_vs_int8", "INT4 vs INT8"),
@@ -135,13 +141,15 @@ is the bound (tables larger than the cache, boards with little cache and bandwid
 
 def render(rows: list[dict]) -> str:
     lines = [
-        "# Speed: dqc INT8 and INT4 against PyG FP32 and dqc FP32",
+        "# Speed: dqc INT8 and INT4 against PyG FP32, ONNX Runtime and dqc FP32",
         "",
         "Median wall time (ms) of one inference from `(x, edge_index)` to logits, graph",
         "normalization and CSR construction included, after a warm-up; the *prepared* rows",
         "time the same models with the graph prepared once beforehand (PyG: self-loops and",
         "normalization cached; dqc: CSR built by `prepare`). All columns of a workload ran in",
-        "the same process, one after another. Regenerate: `python benchmarks/speed.py`.",
+        "the same process, one after another. ONNX Runtime runs the same models exported by",
+        "`dqc export-onnx` (QDQ for INT8; graph preparation in NumPy is part of its full call).",
+        "Regenerate: `python benchmarks/speed.py`.",
         "",
         f"Machine: {rows[0]['machine']} ({platform.system()}), "
         f"LLVM target {json.dumps(host_target())}; torch {torch.__version__} "
