@@ -20,7 +20,9 @@ config, the quantizers' tracked ranges and where each weight initializer came fr
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import warnings
 from pathlib import Path
@@ -204,6 +206,22 @@ TRANSLATIONS = {
 }
 
 
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence torch.onnx's chatter (missing torchvision, renamed dims, empty attributes)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for logger in loggers:
+            logger.setLevel(logging.ERROR)
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels, strict=True):
+                logger.setLevel(level)
+
+
 def onnx_inputs(x: np.ndarray, edge_index: np.ndarray, self_loops: str) -> dict[str, np.ndarray]:
     """The exported model's inputs for a PyG-style graph (validated and prepared)."""
     graph = prepare_graph(np.asarray(edge_index), x.shape[0], self_loops)
@@ -225,8 +243,7 @@ def export_onnx(
     frozen = freeze(ckpt.model, config.arch, quantized)
     nodes = torch.export.Dim("num_nodes", min=2)
     edges = torch.export.Dim("num_edges", min=1)
-    with warnings.catch_warnings():  # torch.onnx's notes on renamed dims and missing extras
-        warnings.simplefilter("ignore")
+    with _quiet_exporter():
         program = torch.onnx.export(
             frozen,
             example_inputs(config.in_channels),
