@@ -28,11 +28,12 @@ def exported(trained_cora, tmp_path_factory):
     root = tmp_path_factory.mktemp("onnx")
     cache = {}
 
-    def get(arch: str, quantized: bool = True):
-        if (arch, quantized) not in cache:
-            path = root / f"{arch}-{'int8' if quantized else 'fp32'}.onnx"
-            cache[(arch, quantized)] = export_onnx(trained_cora(arch), path, quantized)
-        return cache[(arch, quantized)]
+    def get(arch: str, quantized: bool = True, scheme: str = "dq-int8"):
+        key = (arch, quantized, scheme)
+        if key not in cache:
+            path = root / f"{arch}-{scheme if quantized else 'fp32'}.onnx"
+            cache[key] = export_onnx(trained_cora(arch, scheme), path, quantized)
+        return cache[key]
 
     return get
 
@@ -47,15 +48,17 @@ def test_onnx_runtime_agrees_with_fake_quant(exported, trained_cora, data_root, 
     assert result["agreement"] >= 99.5, result
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(
+    "arch, scheme", [("gcn", "dq-int8"), ("gin", "dq-int8"), ("gat", "dq-int8"), ("gcn", "dq-int4")]
+)
 def test_onnx_compiles_to_the_pytorch_program(
-    exported, compiled_cora, cora, data_root, tmp_path, arch
+    exported, compiled_cora, cora, data_root, tmp_path, arch, scheme
 ):
     out = tmp_path / "from-onnx"
-    compile_checkpoint(exported(arch), out)
+    compile_checkpoint(exported(arch, scheme=scheme), out)
     x, edge_index = cora.x.numpy(), cora.edge_index.numpy()
     from_onnx = dqc.load(out).predict(x, edge_index)
-    from_pt = dqc.load(compiled_cora(arch)).predict(x, edge_index)
+    from_pt = dqc.load(compiled_cora(arch, scheme)).predict(x, edge_index)
     np.testing.assert_array_equal(from_onnx, from_pt)
     report = evaluate_artifact(out, data_root=data_root)
     assert report["bitexact_with_reference"] is True
@@ -83,7 +86,7 @@ def test_edge_softmax_function_is_the_integer_spec(tmp_path):
     codes = rng.integers(-128, 128, size=(dst.size, 3)).astype(np.int8)
     args = tuple(torch.from_numpy(a) for a in (codes, dst, indptr))
     program = torch.onnx.export(
-        Softmax(), args, dynamo=True, custom_translation_table=TRANSLATIONS, opset_version=18
+        Softmax().eval(), args, dynamo=True, custom_translation_table=TRANSLATIONS, opset_version=18
     )
     model = program.model_proto
     model.functions.append(EdgeSoftmax.to_function_proto())
