@@ -41,9 +41,7 @@ from dqc.onnx_runtime import OnnxModel
 from dqc.pyg_models import to_pyg
 from dqc.runtime import load, read_manifest
 from dqc.targets import is_cross, resolve_target, target_arch
-from dqc.workloads import REDDIT_SHAPE, reddit_shaped
-
-WORKLOADS = ("cora", "reddit-shaped")
+from dqc.workloads import REDDIT_SHAPE, WORKLOADS, reddit_shaped
 
 
 def _cpu_name() -> str:
@@ -106,15 +104,18 @@ def precision_twin(path: Path, bits: int) -> Path:
     return twin_path
 
 
-def _workload(name: str, model_path, data_root) -> tuple[Path, np.ndarray, np.ndarray]:
+def workload_graph(name: str, model_path, data_root) -> tuple[Path, np.ndarray, np.ndarray]:
+    """``(checkpoint, x, edge_index)`` of workload ``name``: ``reddit-shaped`` (its own
+    calibrated model unless ``model_path`` is given) or a node dataset (``cora``, ...,
+    ``synthetic``) with the model trained on it."""
     if name == "reddit-shaped":
         x, edge_index, _ = reddit_shaped()
         return Path(model_path) if model_path else reddit_shaped_model(), x, edge_index
-    if name != "cora":
+    if name not in WORKLOADS:
         raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
     if model_path is None:
-        raise ValueError("the cora workload needs a model trained on cora (dqc train ...)")
-    data = load_node_dataset("cora", data_root)
+        raise ValueError(f"the {name} workload needs a model trained on it (dqc train ...)")
+    data = load_node_dataset(name, data_root)
     return Path(model_path), data.x.numpy(), data.edge_index.numpy()
 
 
@@ -184,7 +185,7 @@ def run_bench(
             f"a build for {target_arch(spec)} can only be timed on such a CPU: pass --rpc "
             "HOST:PORT of a board's TVM RPC server (emulated times would mean nothing)"
         )
-    model_path, x, edge_index = _workload(workload, model_path, data_root)
+    model_path, x, edge_index = workload_graph(workload, model_path, data_root)
     ckpt = load_checkpoint(model_path)
     arch, scheme = ckpt.config.arch, ckpt.config.scheme
     result = {

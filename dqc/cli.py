@@ -10,6 +10,7 @@ from dqc.checkpoint import CheckpointError
 from dqc.datasets import NODE_DATASETS, DatasetError
 from dqc.models import ARCHS
 from dqc.schemes import SCHEMES
+from dqc.workloads import WORKLOADS
 
 FROM_CONFIG = "default: from dqc/defaults.toml per dataset, arch and scheme"
 
@@ -44,6 +45,11 @@ def _add_remote(parser: argparse.ArgumentParser) -> None:
 
 def _remote(args: argparse.Namespace) -> dict:
     return {"rpc": args.rpc, "tracker": args.tracker, "key": args.key}
+
+
+def _progress_log(args: argparse.Namespace):
+    """Where a command's stage lines go: stderr, or nowhere with ``-q``."""
+    return (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -133,7 +139,6 @@ def _compile(args: argparse.Namespace) -> None:
     from dqc.frontend.export import GraphBounds
 
     bounds = GraphBounds(args.max_nodes, args.max_edges)
-    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
     manifest = compile_checkpoint(
         args.model,
         args.output,
@@ -141,9 +146,26 @@ def _compile(args: argparse.Namespace) -> None:
         bounds,
         quantized=not args.fp32,
         dump_ir=args.dump_ir,
-        log=log,
+        log=_progress_log(args),
+        tuning_db=args.tuning_db,
     )
     print(f"compiled {args.model} -> {manifest.parent}")
+
+
+def _tune(args: argparse.Namespace) -> None:
+    from dqc.tuning import tune
+
+    result = tune(
+        args.model,
+        db=args.db,
+        workload=args.workload,
+        trials=args.trials,
+        target=args.target,
+        data_root=args.data_root,
+        progress=not args.quiet,
+        log=_progress_log(args),
+    )
+    print(json.dumps(result))
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -163,14 +185,13 @@ def _run(args: argparse.Namespace) -> None:
 def _bench(args: argparse.Namespace) -> None:
     from dqc.bench import run_bench
 
-    log = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
     result = run_bench(
         args.workload,
         args.model,
         args.repeats,
         args.data_root,
         not args.no_torch_compile,
-        log,
+        _progress_log(args),
         args.target,
         **_remote(args),
     )
@@ -262,6 +283,11 @@ def build_parser() -> argparse.ArgumentParser:
     compile_.add_argument("--max-nodes", type=int, default=1 << 24, help="largest graph accepted")
     compile_.add_argument("--max-edges", type=int, default=1 << 28, help="most edges accepted")
     compile_.add_argument("--dump-ir", metavar="DIR", help="write the IR after every pass here")
+    compile_.add_argument(
+        "--tuning-db",
+        metavar="DIR",
+        help="apply the best schedules a `dqc tune` database holds (other kernels: defaults)",
+    )
     compile_.add_argument("--fp32", action="store_true", help="compile as a float program")
     compile_.add_argument("-q", "--quiet", action="store_true", help="no stage progress")
     compile_.set_defaults(func=_compile)
@@ -286,9 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
     )
     bench.add_argument("model", nargs="?", help="checkpoint (optional for reddit-shaped)")
-    bench.add_argument(
-        "--workload", default="cora", choices=["cora", "reddit-shaped"], help="graph to time on"
-    )
+    bench.add_argument("--workload", default="cora", choices=WORKLOADS, help="graph to time on")
     bench.add_argument("--repeats", type=int, default=10, help="timed calls per column")
     bench.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile")
     bench.add_argument("--target", default="host", help="target of the dqc builds (as compile)")
@@ -297,6 +321,28 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("-q", "--quiet", action="store_true", help="no progress")
     bench.set_defaults(func=_bench)
+
+    tune = sub.add_parser(
+        "tune",
+        help="search schedules for a model's kernels with meta_schedule (resumable database)",
+        formatter_class=_Formatter,
+    )
+    tune.add_argument("model", nargs="?", help="checkpoint (optional for reddit-shaped)")
+    tune.add_argument(
+        "--workload", default="reddit-shaped", choices=WORKLOADS, help="graph to tune on"
+    )
+    tune.add_argument(
+        "--trials",
+        type=int,
+        default=64,
+        help="measured candidates, split evenly over the kernels; a rerun on the same "
+        "database only runs the trials it lacks",
+    )
+    tune.add_argument("--db", required=True, help="tuning database folder (created; resumed)")
+    tune.add_argument("--target", default="host", help="target (as compile; this machine's)")
+    _add_data_root(tune)
+    tune.add_argument("-q", "--quiet", action="store_true", help="no progress")
+    tune.set_defaults(func=_tune)
 
     demo = sub.add_parser(
         "demo",

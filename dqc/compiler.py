@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ from dqc.graph_prep import accumulator_in_degree_bound
 from dqc.models import quantization_points
 from dqc.onnx_checkpoint import recover_checkpoint
 from dqc.onnx_runtime import read_metadata
+from dqc.passes.apply_tuning_records import ApplyTuningRecords
 from dqc.pipeline import PHASES, DumpIR, phase_passes
 from dqc.targets import cross_linker, resolve_target
 
@@ -70,6 +72,45 @@ def _quiet(stage: str) -> None:
     pass
 
 
+def _import(checkpoint: Path, output: Path, bounds: GraphBounds, quantized: bool, stage):
+    """The checkpoint (or dqc ONNX file) as an imported Relax module: ``(mod, checkpoint,
+    quantized)``. Writes the checkpoint the artifact's parity checks use into ``output``."""
+    stage(f"load {checkpoint}")
+    if checkpoint.suffix == ".onnx":
+        metadata = read_metadata(checkpoint)
+        if not quantized and metadata["dqc.scheme"] != "fp32":
+            raise ValueError(f"{checkpoint}: an ONNX model compiles as exported; no FP32 twin")
+        ckpt = load_checkpoint(recover_checkpoint(checkpoint, output / CHECKPOINT))
+        stage("import into Relax with TVM's ONNX frontend")
+        mod = import_onnx(onnx.load(str(checkpoint)), ckpt.config.in_channels)
+        return mod, ckpt, metadata["dqc.scheme"] != "fp32"
+    ckpt = load_checkpoint(checkpoint)
+    quantized = quantized and ckpt.config.scheme != "fp32"
+    frozen = freeze(ckpt.model, ckpt.config.arch, quantized)
+    stage("export with torch.export (symbolic num_nodes, num_edges)")
+    program = export_program(frozen, ckpt.config.in_channels, bounds)
+    stage("import into Relax")
+    mod = import_program(program)
+    shutil.copyfile(checkpoint, output / CHECKPOINT)  # for parity checks against the model
+    return mod, ckpt, quantized
+
+
+def lowered_module(
+    checkpoint: str | os.PathLike, target: str | dict | None = None, quantized: bool = True
+) -> tuple[tvm.IRModule, tvm.target.Target]:
+    """``checkpoint`` through dqc's passes up to, not including, scheduling: the kernels the
+    tuner searches schedules for, as ``dqc compile`` would see them."""
+    spec, _ = resolve_target(target)
+    tvm_target = tvm.target.Target(spec)
+    with tempfile.TemporaryDirectory() as tmp:
+        mod, ckpt, _ = _import(Path(checkpoint), Path(tmp), GraphBounds(), quantized, _quiet)
+    with tvm_target, tvm.transform.PassContext(opt_level=3):
+        for phase in PHASES[: PHASES.index("schedule")]:
+            passes = phase_passes(phase, tvm_target, SELF_LOOPS[ckpt.config.arch])
+            mod = tvm.transform.Sequential(passes)(mod)
+    return mod, tvm_target
+
+
 def compile_checkpoint(
     checkpoint: str | os.PathLike,
     output: str | os.PathLike,
@@ -78,12 +119,14 @@ def compile_checkpoint(
     quantized: bool = True,
     dump_ir: str | os.PathLike | None = None,
     log: Callable[[str], None] = _quiet,
+    tuning_db: str | os.PathLike | None = None,
 ) -> Path:
     """Compile ``checkpoint`` (a ``model.pt``, or a ``.onnx`` from ``dqc export-onnx``) into
     ``output`` (created); returns the manifest's path.
 
     ``quantized=False`` compiles the same weights as a float program (dqc's FP32 baseline).
-    ``log`` receives one line per stage.
+    ``tuning_db`` is a ``dqc tune`` database: kernels it holds records for get their best
+    tuned schedule, the others dqc's default ones. ``log`` receives one line per stage.
     """
     checkpoint, output = Path(checkpoint), Path(output)
     bounds = bounds or GraphBounds()
@@ -97,28 +140,17 @@ def compile_checkpoint(
         log(f"[{time.perf_counter() - start:6.1f}s] {text}")
 
     output.mkdir(parents=True, exist_ok=True)
-    stage(f"load {checkpoint}")
-    if checkpoint.suffix == ".onnx":
-        metadata = read_metadata(checkpoint)
-        if not quantized and metadata["dqc.scheme"] != "fp32":
-            raise ValueError(f"{checkpoint}: an ONNX model compiles as exported; no FP32 twin")
-        ckpt = load_checkpoint(recover_checkpoint(checkpoint, output / CHECKPOINT))
-        quantized = metadata["dqc.scheme"] != "fp32"
-        stage("import into Relax with TVM's ONNX frontend")
-        mod = import_onnx(onnx.load(str(checkpoint)), ckpt.config.in_channels)
-    else:
-        ckpt = load_checkpoint(checkpoint)
-        quantized = quantized and ckpt.config.scheme != "fp32"
-        frozen = freeze(ckpt.model, ckpt.config.arch, quantized)
-        stage("export with torch.export (symbolic num_nodes, num_edges)")
-        program = export_program(frozen, ckpt.config.in_channels, bounds)
-        stage("import into Relax")
-        mod = import_program(program)
-        shutil.copyfile(checkpoint, output / CHECKPOINT)  # for parity checks against the model
+    mod, ckpt, quantized = _import(checkpoint, output, bounds, quantized, stage)
     config = ckpt.config
     instruments = [DumpIR(dump_ir)] if dump_ir else []
+    tuned = None
     with tvm_target, tvm.transform.PassContext(opt_level=3, instruments=instruments):
         for phase in PHASES:
+            if phase == "schedule" and tuning_db is not None:
+                stage(f"apply tuned schedules from {tuning_db}")
+                tuned = ApplyTuningRecords(tuning_db)
+                mod = tuned(mod)
+                stage(tuned.summary())
             stage(f"passes: {phase}")
             mod = tvm.transform.Sequential(
                 phase_passes(phase, tvm_target, SELF_LOOPS[config.arch])
@@ -158,6 +190,7 @@ def compile_checkpoint(
             else None,
         },
         "constant_bytes": weight_bytes,
+        "tuning": tuned.report() if tuned else None,
         "quantization": [
             {"layer": layer, "role": role, **q.to_dict()} for (layer, role), q in qparams.items()
         ]

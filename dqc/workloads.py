@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from dqc.datasets import NODE_DATASETS
+
+WORKLOADS = ("reddit-shaped", *NODE_DATASETS)  # graphs dqc bench and dqc tune run on
 REDDIT_SHAPE = {"num_nodes": 50_000, "num_edges": 5_000_000, "features": 602, "classes": 41}
 
 

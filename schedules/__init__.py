@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dqc.schedules.elementwise import Elementwise
 from dqc.schedules.matmul import Matmul
+from dqc.schedules.search_space import search_space
 from dqc.schedules.spmm_csr import SpMMCSR
 from tvm.target import Target
 
@@ -16,4 +17,4 @@ def default_rules(target: Target) -> list:
     return [SpMMCSR(), Matmul(), Elementwise()]
 
 
-__all__ = ["Elementwise", "Matmul", "SpMMCSR", "default_rules"]
+__all__ = ["Elementwise", "Matmul", "SpMMCSR", "default_rules", "search_space"]

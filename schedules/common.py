@@ -64,3 +64,17 @@ def vectorize_with_tail(sch: s_tir.Schedule, loop, lanes: int) -> bool:
     sch.vectorize(inner)
     sch.vectorize(tail)
     return True
+
+
+def parallel_chunks(sch: s_tir.Schedule, loop, grain: int = 1, unroll: int = 0):
+    """Run ``loop`` in parallel, ``grain`` consecutive iterations per parallel iteration,
+    with TVM's explicit unrolling of the loops inside up to ``unroll`` steps (0: none, LLVM
+    decides). Returns the loop that carries one chunk (``loop`` itself when ``grain`` is 1)."""
+    inner = loop
+    if grain > 1:
+        loop, inner = sch.split(loop, [None, grain])
+    sch.parallel(loop)
+    if unroll:
+        sch.annotate(inner, "pragma_auto_unroll_max_step", unroll)
+        sch.annotate(inner, "pragma_unroll_explicit", 1)
+    return inner

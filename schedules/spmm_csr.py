@@ -3,22 +3,32 @@
 Inside a row the kernel loops over edges, then over the features of the edge's source row;
 that innermost loop is contiguous with a fixed width, and LLVM vectorizes it (with a scalar
 tail when the width is not a multiple of the vector length).
+
+``schedule_rows`` takes the knobs the tuner searches (``dqc.schedules.search_space``): rows
+per parallel task and the unroll budget of the loops inside a row; the default is one row
+per iteration of the parallel loop and no explicit unrolling.
 """
 
 from __future__ import annotations
 
-from dqc.schedules.common import CPURule, has_block
+from dqc.schedules.common import CPURule, has_block, parallel_chunks
 from tvm import s_tir, tirx
 from tvm.target import Target
 
 
+def is_spmm(func: tirx.PrimFunc) -> bool:
+    return has_block(func, "spmm")
+
+
+def schedule_rows(sch: s_tir.Schedule, grain: int = 1, unroll: int = 0) -> None:
+    (rows,) = sch.get_loops(sch.get_sblock("spmm"))
+    parallel_chunks(sch, rows, grain, unroll)
+
+
 class SpMMCSR(CPURule):
     def apply(self, func: tirx.PrimFunc, target: Target, tunable: bool):
-        if not self.is_target_available(target) or not has_block(func, "spmm"):
+        if not self.is_target_available(target) or not is_spmm(func):
             return None
         sch = s_tir.Schedule(func)
-        block = sch.get_sblock("spmm")
-        (rows,) = sch.get_loops(block)
-        sch.parallel(rows)
-
+        schedule_rows(sch)
         return sch
