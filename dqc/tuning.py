@@ -51,6 +51,8 @@ from dqc.tuning_database import (
     workload_module,
 )
 
+SPACE_CHECK_SEEDS = 16  # samples of a kernel's space that must replay on its symbolic sizes
+
 
 @derived_object
 class _Progress(ms.measure_callback.PyMeasureCallback):
@@ -91,12 +93,17 @@ def record_kernel_arguments(
 
 def _tunable(func: tirx.PrimFunc, specialized: tirx.PrimFunc, target) -> bool:
     """Whether ``func``'s tuned schedules can be used: its specialization has static sizes
-    (none derived from data) and a schedule sampled on it replays on ``func``."""
+    (none derived from data) and schedules sampled on it (a fixed set of seeds, so every run
+    picks the same tasks) replay on ``func``."""
     if not is_static(specialized):
         return False
-    sch = s_tir.Schedule(specialized)
-    search_space(specialized, target)(sch)
-    return replay(sch.trace, func) is not None
+    space = search_space(specialized, target)
+    for seed in range(1, SPACE_CHECK_SEEDS + 1):
+        sch = s_tir.Schedule(specialized, seed=seed)
+        space(sch)
+        if replay(sch.trace, func) is None:
+            return False
+    return True
 
 
 def _context(name: str, func: tirx.PrimFunc, target: tvm.target.Target) -> ms.TuneContext:

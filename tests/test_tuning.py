@@ -51,6 +51,7 @@ def test_second_tune_resumes(tuned_db, synthetic_model, capsys):
     assert again["resumed"]
     assert again["trials_run"] == 0  # the budget is already in the database
     assert again["trials_in_db"] == first["trials_in_db"]
+    assert again["kernels"].keys() == first["kernels"].keys()  # the same tasks every run
 
 
 @pytest.mark.slow
