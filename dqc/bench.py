@@ -126,7 +126,7 @@ def _time_dqc(directory: Path, x, edge_index, repeats: int, remote: dict) -> tup
     model = load(directory, **remote)
     x, edge_index = model.check(x, edge_index)
     if remote:
-        return model.time_ms(x, edge_index, repeats), None, None, model.where
+        return model.time_ms(x, edge_index, repeats=repeats), None, None, model.where
     full = median_ms(lambda: model.predict(x, edge_index), repeats)
     graph = model.prepare(x, edge_index)
     prepared = median_ms(lambda: model.forward(x, graph), repeats)

@@ -8,6 +8,7 @@ import sys
 
 from dqc.checkpoint import CheckpointError
 from dqc.datasets import NODE_DATASETS, DatasetError
+from dqc.graph_datasets import GRAPH_DATASETS
 from dqc.models import ARCHS
 from dqc.schemes import SCHEMES
 from dqc.workloads import WORKLOADS
@@ -54,30 +55,53 @@ def _progress_log(args: argparse.Namespace):
 
 def _train(args: argparse.Namespace) -> None:
     from dqc.checkpoint import save_checkpoint
-    from dqc.training import train_model
 
-    trained = train_model(
-        args.dataset,
-        args.arch,
-        args.scheme,
-        seed=args.seed,
-        data_root=args.data_root,
-        progress=not args.quiet,
-        epochs=args.epochs,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        p_min=args.p_min,
-        p_max=args.p_max,
-        hidden_channels=args.hidden_channels,
-        dropout=args.dropout,
-    )
+    settings = {
+        "seed": args.seed,
+        "data_root": args.data_root,
+        "progress": not args.quiet,
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "weight_decay": args.weight_decay,
+        "p_min": args.p_min,
+        "p_max": args.p_max,
+        "hidden_channels": args.hidden_channels,
+        "dropout": args.dropout,
+    }
+    graph_level = args.dataset in GRAPH_DATASETS
+    if graph_level:
+        from pathlib import Path
+
+        from dqc.graph_training import train_graph_model
+
+        resume = Path(f"{args.output}.resume")
+        if resume.is_file() and not args.quiet:
+            print(f"resuming from {resume}", file=sys.stderr)
+        trained = train_graph_model(
+            args.dataset, args.arch, args.scheme, fold=args.fold, resume_path=resume, **settings
+        )
+    else:
+        from dqc.training import train_model
+
+        trained = train_model(args.dataset, args.arch, args.scheme, **settings)
     m = trained.metrics
     save_checkpoint(args.output, trained.model, trained.config, args.dataset, trained.training, m)
-    print(
-        f"{args.dataset} {args.arch} {args.scheme} (seed {args.seed}): best epoch "
-        f"{m['best_epoch']}, validation accuracy {m['val_acc']:.1f} %, "
-        f"test accuracy {m['test_acc']:.1f} %"
-    )
+    if graph_level:
+        resume.unlink(missing_ok=True)
+        metric = "accuracy" if "test_accuracy" in m else "mae"
+        unit = " %" if metric == "accuracy" else ""
+        split = f"fold {args.fold}, " if args.dataset == "reddit-binary" else ""
+        print(
+            f"{args.dataset} {args.arch} {args.scheme} ({split}seed {args.seed}): best epoch "
+            f"{m['best_epoch']}, validation {metric} {m[f'val_{metric}']:.3f}{unit}, "
+            f"test {metric} {m[f'test_{metric}']:.3f}{unit}"
+        )
+    else:
+        print(
+            f"{args.dataset} {args.arch} {args.scheme} (seed {args.seed}): best epoch "
+            f"{m['best_epoch']}, validation accuracy {m['val_acc']:.1f} %, "
+            f"test accuracy {m['test_acc']:.1f} %"
+        )
     print(f"saved {args.output}")
 
 
@@ -90,6 +114,9 @@ def _eval(args: argparse.Namespace) -> None:
     from dqc.training import evaluate
 
     ckpt = load_checkpoint(args.model)
+    if ckpt.config.task == "graph":
+        _eval_graph(args, ckpt)
+        return
     data = load_node_dataset(ckpt.dataset, args.data_root)
     if data.num_features != ckpt.config.in_channels:
         raise ValueError(
@@ -111,6 +138,26 @@ def _eval(args: argparse.Namespace) -> None:
             f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
             f"{accuracy:.1f} %"
         )
+
+
+def _eval_graph(args: argparse.Namespace, ckpt) -> None:
+    from dqc.graph_datasets import load_graph_dataset
+    from dqc.graph_training import evaluate_graphs
+
+    splits = load_graph_dataset(ckpt.dataset, args.data_root, ckpt.training.get("fold", 0))
+    value = evaluate_graphs(ckpt.model, splits.test, splits.metric)["metric"]
+    result = {
+        "dataset": ckpt.dataset,
+        "arch": ckpt.config.arch,
+        "scheme": ckpt.config.scheme,
+        "metric": splits.metric,
+        "value": round(value, 4),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        name = f"{ckpt.dataset} {ckpt.config.arch} {ckpt.config.scheme}"
+        print(f"{name}: test {splits.metric} {value:.4f}")
 
 
 def _eval_onnx(args: argparse.Namespace) -> None:
@@ -175,6 +222,14 @@ def _run(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(result))
         return
+    if "metric" in result:  # graph-level
+        print(
+            f"{result['dataset']} {result['arch']} {result['scheme']}: test {result['metric']} "
+            f"{result['value']} over {result['graphs']} graphs (fake-quant "
+            f"{result['fakequant_value']}, bit-exact with reference: "
+            f"{result['bitexact_with_reference']})"
+        )
+        return
     print(
         f"{result['dataset']} {result['arch']} {result['scheme']}: test accuracy "
         f"{result['accuracy']:.1f} % (fake-quant {result['fakequant_accuracy']}, agreement "
@@ -221,7 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser(
         "train", help="train a GNN with FP32, QAT or Degree-Quant", formatter_class=_Formatter
     )
-    train.add_argument("--dataset", default="cora", choices=NODE_DATASETS, help="dataset")
+    train.add_argument(
+        "--dataset", default="cora", choices=NODE_DATASETS + GRAPH_DATASETS, help="dataset"
+    )
     train.add_argument("--arch", default="gcn", choices=ARCHS, help="architecture")
     train.add_argument(
         "--scheme", default="dq-int8", choices=list(SCHEMES), help="precision and method"
@@ -234,8 +291,17 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--p-max", type=float, help=f"DQ highest protection ({FROM_CONFIG})")
     train.add_argument("--hidden-channels", type=int, help=f"hidden width ({FROM_CONFIG})")
     train.add_argument("--dropout", type=float, help=f"dropout ({FROM_CONFIG})")
+    train.add_argument(
+        "--fold", type=int, default=0, help="REDDIT-BINARY cross-validation fold (0-9)"
+    )
     _add_data_root(train)
-    train.add_argument("-o", "--output", default="model.pt", help="checkpoint to write")
+    train.add_argument(
+        "-o",
+        "--output",
+        default="model.pt",
+        help="checkpoint to write; graph-level runs keep OUTPUT.resume after every epoch and "
+        "continue from it when rerun (default: model.pt)",
+    )
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
@@ -298,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("artifact", help="folder written by `dqc compile`")
     run.add_argument(
         "--dataset",
-        choices=NODE_DATASETS,
+        choices=NODE_DATASETS + GRAPH_DATASETS,
         help="dataset to evaluate on (default: the one it was trained on)",
     )
     _add_data_root(run)

@@ -87,12 +87,24 @@ def _import(checkpoint: Path, output: Path, bounds: GraphBounds, quantized: bool
     ckpt = load_checkpoint(checkpoint)
     quantized = quantized and ckpt.config.scheme != "fp32"
     frozen = freeze(ckpt.model, ckpt.config.arch, quantized)
-    stage("export with torch.export (symbolic num_nodes, num_edges)")
-    program = export_program(frozen, ckpt.config.in_channels, bounds)
+    graph_level = ckpt.config.task == "graph"
+    counts = "num_nodes, num_edges" + (", num_graphs" if graph_level else "")
+    stage(f"export with torch.export (symbolic {counts})")
+    program = export_program(frozen, ckpt.config.in_channels, bounds, graph_level)
     stage("import into Relax")
     mod = import_program(program)
     shutil.copyfile(checkpoint, output / CHECKPOINT)  # for parity checks against the model
     return mod, ckpt, quantized
+
+
+def _input_spec(config) -> dict:
+    spec = {
+        "x": {"dtype": "float32", "shape": ["num_nodes", config.in_channels]},
+        "edge_index": {"dtype": "int64", "shape": [2, "num_edges"]},
+    }
+    if config.task == "graph":  # the runtime builds graph_ptr from PyG's batch vector
+        spec["batch"] = {"dtype": "int64", "shape": ["num_nodes"], "sorted": True}
+    return spec
 
 
 def lowered_module(
@@ -164,6 +176,7 @@ def compile_checkpoint(
     executable.export_library(str(output / LIBRARY), fcompile=fcompile)
     qparams = {key: q.qparams() for key, q in quantization_points(ckpt.model).items()}
     messages = [qp for (_, role), qp in qparams.items() if role == "message"]
+    rows = "num_graphs" if config.task == "graph" else "num_nodes"
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -177,11 +190,9 @@ def compile_checkpoint(
         "scheme": config.scheme if quantized else "fp32",
         "trained_scheme": config.scheme,
         "self_loops": SELF_LOOPS[config.arch],
-        "inputs": {
-            "x": {"dtype": "float32", "shape": ["num_nodes", config.in_channels]},
-            "edge_index": {"dtype": "int64", "shape": [2, "num_edges"]},
-        },
-        "outputs": {"logits": {"dtype": "float32", "shape": ["num_nodes", config.out_channels]}},
+        "task": config.task,
+        "inputs": _input_spec(config),
+        "outputs": {"logits": {"dtype": "float32", "shape": [rows, config.out_channels]}},
         "bounds": {
             "max_nodes": bounds.max_nodes,
             "max_edges": bounds.max_edges,

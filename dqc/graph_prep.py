@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dqc.pooling import graph_pointer
+
 
 @dataclass(frozen=True)
 class PreparedGraph:
@@ -98,6 +100,27 @@ def check_inputs(
         if max_in_degree is not None:
             _check_in_degree(edge_index, num_nodes, max_in_degree)
     return np.ascontiguousarray(x), edge_index.astype(np.int64, copy=False)
+
+
+def check_batch(batch, num_nodes: int) -> np.ndarray:
+    """``graph_ptr`` of a graph-level model's input from PyG's ``batch`` vector (``None``: one
+    graph), with one empty graph appended (the compiled program needs at least 3 entries; its
+    row is dropped). ``batch`` must be non-decreasing graph ids, as PyG's batching makes."""
+    if batch is None:
+        batch = np.zeros(num_nodes, np.int64)
+    batch = _as_numpy(batch, "batch")
+    if batch.dtype not in (np.int64, np.int32):
+        raise ValueError(f"batch must be int64 (or int32), got {batch.dtype}")
+    if batch.shape != (num_nodes,):
+        raise ValueError(
+            f"batch must have shape [{num_nodes}] (one graph id per node), got {list(batch.shape)}"
+        )
+    if batch[0] < 0:
+        raise ValueError(f"batch has a negative graph id ({int(batch.min())})")
+    if np.any(batch[1:] < batch[:-1]):
+        raise ValueError("batch must be non-decreasing (nodes grouped by graph, as PyG batches)")
+    graph_ptr = graph_pointer(batch.astype(np.int64), int(batch[-1]) + 1)
+    return np.append(graph_ptr, graph_ptr[-1])
 
 
 def prepare_graph(edge_index: np.ndarray, num_nodes: int, self_loops: str) -> PreparedGraph:

@@ -1,8 +1,8 @@
 """Default model shapes and training hyper-parameters, read from ``defaults.toml``.
 
 Training keys are looked up from the most general section to the most specific, later ones
-overriding earlier: ``"<arch>"``, ``"<arch>/<scheme>"``, ``"<dataset>/<arch>"``,
-``"<dataset>/<arch>/<scheme>"``.
+overriding earlier: ``"<arch>"``, ``"<arch>/<scheme>"``, ``"<dataset>"``, ``"<dataset>/<arch>"``,
+``"<dataset>/<arch>/<scheme>"``; model keys from ``"<arch>"`` then ``"<dataset>/<arch>"``.
 """
 
 from __future__ import annotations
@@ -22,6 +22,10 @@ class TrainSettings:
     epochs: int
     p_min: float = 0.0
     p_max: float = 0.0
+    # graph-level datasets (minibatches of graphs); 0 disables a schedule
+    batch_size: int = 128
+    lr_halving_epochs: int = 0  # halve the learning rate every this many epochs
+    plateau_patience: int = 0  # halve it after this many epochs without a better val loss
 
 
 @cache
@@ -29,18 +33,20 @@ def _table() -> dict:
     return tomllib.loads(resources.files("dqc").joinpath("defaults.toml").read_text())
 
 
-def model_defaults(arch: str) -> dict:
-    """``hidden_channels``, ``dropout`` (and ``heads`` for GAT) of an architecture."""
-    try:
-        return dict(_table()["model"][arch])
-    except KeyError:
-        raise ValueError(f"no model defaults for architecture {arch!r}") from None
+def model_defaults(arch: str, dataset: str | None = None) -> dict:
+    """``hidden_channels``, ``dropout`` (``heads`` for GAT, ``num_layers`` where it is not 2)
+    of an architecture, with the dataset's overrides."""
+    sections = _table()["model"]
+    if arch not in sections:
+        raise ValueError(f"no model defaults for architecture {arch!r}")
+    return {**sections[arch], **sections.get(f"{dataset}/{arch}", {})}
 
 
 def train_defaults(dataset: str, arch: str, scheme: str) -> TrainSettings:
     """Merged training settings for one (dataset, arch, scheme) cell."""
     sections = _table()["train"]
     merged: dict = {}
-    for key in (arch, f"{arch}/{scheme}", f"{dataset}/{arch}", f"{dataset}/{arch}/{scheme}"):
+    keys = (arch, f"{arch}/{scheme}", dataset, f"{dataset}/{arch}", f"{dataset}/{arch}/{scheme}")
+    for key in keys:
         merged.update(sections.get(key, {}))
     return TrainSettings(**merged)

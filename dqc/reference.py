@@ -1,6 +1,7 @@
 """The integer program dqc compiles, written directly in NumPy: the oracle for bit-exact tests.
 
-``IntegerReference(checkpoint).predict(x, edge_index)`` runs a quantized GCN / GAT / GIN with
+``IntegerReference(checkpoint).predict(x, edge_index[, batch])`` runs a quantized GCN / GAT /
+GIN (node-level, or graph-level with mean pooling and a readout) with
 nothing but integer codes, int64 accumulators and ``dqc.fixed_point`` requantization, from the
 checkpoint's quantization parameters, without TVM. It also documents the arithmetic: each
 layer below reads as the equations the compiled kernels implement.
@@ -20,9 +21,10 @@ from dqc.checkpoint import load_checkpoint
 from dqc.edge_softmax import WEIGHT_SCALE
 from dqc.fixed_point import FixedPoint, requantize, requantize_product
 from dqc.frontend.freeze import SELF_LOOPS
-from dqc.graph_prep import PreparedGraph, prepare_graph
+from dqc.graph_prep import PreparedGraph, check_batch, prepare_graph
 from dqc.models import quantization_points
 from dqc.models.gat import NEGATIVE_SLOPE
+from dqc.pooling import FRAC_BITS, mean_fixed
 from dqc.qparams import QParams
 
 
@@ -94,17 +96,41 @@ class IntegerReference:
         qp = self.qp(layer, role)
         return Codes(qp.quantize(tensor.detach().numpy()), qp)
 
-    def predict(self, x: np.ndarray, edge_index: np.ndarray) -> np.ndarray:
-        """Float logits (the dequantized codes of the last layer)."""
+    def predict(self, x: np.ndarray, edge_index: np.ndarray, batch=None) -> np.ndarray:
+        """Float logits (the dequantized codes of the last layer): per node, or per graph of
+        ``batch`` (``None``: one graph) for graph-level models."""
         graph = prepare_graph(edge_index, x.shape[0], SELF_LOOPS[self.arch])
         layer_fn = {"gcn": self.gcn, "gat": self.gat, "gin": self.gin}[self.arch]
+        prefix = "body." if hasattr(self.model, "readout") else ""
         h = None
-        for i in range(len(self.model.convs)):
-            layer = f"convs.{i}"
+        for i in range(len(self.model.get_submodule(f"{prefix}convs"))):
+            layer = f"{prefix}convs.{i}"
             qp_in = self.qp(layer, "input")
             inputs = Codes(qp_in.quantize(x), qp_in) if h is None else relu_to(h, qp_in)
             h = layer_fn(layer, inputs, graph)
+        if prefix:
+            h = self.readout(h, check_batch(batch, x.shape[0])[:-1])
         return h.dequantize()
+
+    def readout(self, nodes: Codes, graph_ptr: np.ndarray) -> Codes:
+        """ReLU, mean per graph (``dqc.pooling``), then the two readout linears."""
+        relu = np.maximum(nodes.codes, nodes.qp.zero_point) - nodes.qp.zero_point
+        pooled = mean_fixed(relu, graph_ptr)
+        h = None
+        for i, linear_layer in enumerate(self.model.readout):
+            name = f"readout.{i}"
+            qp_in = self.qp(name, "input")
+            if h is None:
+                x_in = requantize_to([(pooled, nodes.qp.scale / (1 << FRAC_BITS))], qp_in)
+            else:
+                x_in = relu_to(h, qp_in)
+            h = linear(
+                x_in,
+                self.weight(name, linear_layer.lin.weight),
+                self.qp(name, "feature"),
+                linear_layer.lin.bias.detach().numpy(),
+            )
+        return h
 
     def gcn(self, layer: str, x: Codes, graph: PreparedGraph) -> Codes:
         conv = self.model.get_submodule(layer)

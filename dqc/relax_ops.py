@@ -11,6 +11,8 @@ Float-facing (what the importer emits from the exported torch program):
 * ``dqc.edge_softmax(alpha, dst, indptr)``: GAT's attention softmax over each target's
   in-edges, in integers: Q15 weights from an exp table of the alpha codes
   (see ``dqc.edge_softmax``); ``dqc.edge_softmax_float`` is the float one of FP32 models.
+* ``dqc.segment_mean(x, graph_ptr)``: the mean of each graph's node rows; on int32 codes
+  (after ``FoldQDQ``) it is ``dqc.pooling.mean_fixed``, with ``FRAC_BITS`` fractional bits.
 
 Integer (what the passes produce):
 
@@ -35,6 +37,7 @@ OPS = (
     "dqc.edge_softmax_float",
     "dqc.qmatmul",
     "dqc.requantize",
+    "dqc.segment_mean",
 )
 
 
@@ -71,6 +74,11 @@ def _infer_qmatmul(call, ctx):
     return relax.TensorType([a.shape[0], b.shape[1]], "int32")
 
 
+def _infer_segment_mean(call, ctx):
+    x, ptr = _tensor(call, 0), _tensor(call, 1)
+    return relax.TensorType([ptr.shape[0] - 1, x.shape[1]], x.dtype)
+
+
 _INFER = {
     "dqc.quantize": _infer_quantize,
     "dqc.dequantize": _like(0, "float32"),
@@ -79,6 +87,7 @@ _INFER = {
     "dqc.edge_softmax_float": _like(0, "float32"),
     "dqc.qmatmul": _infer_qmatmul,
     "dqc.requantize": _infer_requantize,
+    "dqc.segment_mean": _infer_segment_mean,
 }
 
 for _name, _infer in _INFER.items():

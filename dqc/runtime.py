@@ -23,7 +23,7 @@ from tvm import relax, rpc
 
 from dqc._tvm import tensor
 from dqc.compiler import FORMAT, MANIFEST, VERSION
-from dqc.graph_prep import check_inputs
+from dqc.graph_prep import check_batch, check_inputs
 from dqc.profiling import kernel_times
 from dqc.targets import is_cross, target_arch
 
@@ -120,7 +120,8 @@ def connect(rpc_address: str | None = None, tracker: str | None = None, key: str
 
 @dataclass
 class CompiledModel:
-    """A compiled GNN: ``predict(x, edge_index) -> logits`` (float32 ``[N, classes]``)."""
+    """A compiled GNN: ``predict(x, edge_index) -> logits`` (float32 ``[N, classes]``), or for
+    graph-level models ``predict(x, edge_index, batch)`` -> ``[num_graphs, outputs]``."""
 
     directory: Path
     manifest: dict
@@ -135,36 +136,53 @@ class CompiledModel:
         """Where the model runs: ``local``, ``rpc HOST:PORT``, ``qemu-aarch64 emulation``."""
         return self.vm.where
 
-    def check(self, x, edge_index) -> tuple[np.ndarray, np.ndarray]:
+    @property
+    def graph_level(self) -> bool:
+        return self.manifest.get("task") == "graph"
+
+    def check(self, x, edge_index, batch=None) -> list[np.ndarray]:
+        """The checked arguments of ``main``: ``[x, edge_index]`` (+ ``graph_ptr``)."""
         bounds = self.manifest["bounds"]
-        return check_inputs(
-            x,
-            edge_index,
-            self.num_features,
-            bounds["max_nodes"],
-            bounds["max_edges"],
-            bounds.get("max_in_degree"),
+        arrays = list(
+            check_inputs(
+                x,
+                edge_index,
+                self.num_features,
+                bounds["max_nodes"],
+                bounds["max_edges"],
+                bounds.get("max_in_degree"),
+            )
         )
+        if self.graph_level:
+            arrays.append(check_batch(batch, arrays[0].shape[0]))
+        elif batch is not None:
+            raise ValueError("this is a node-level model: it takes no batch vector")
+        return arrays
 
-    def predict(self, x, edge_index) -> np.ndarray:
-        """Logits of every node; ``ValueError`` on invalid input."""
-        x, edge_index = self.check(x, edge_index)
-        return self.vm.run("main", [x, edge_index])[0][0]
+    def _rows(self, logits: np.ndarray) -> np.ndarray:
+        return logits[:-1] if self.graph_level else logits  # drop the appended empty graph
 
-    def time_ms(self, x, edge_index, repeats: int = 10) -> float:
+    def predict(self, x, edge_index, batch=None) -> np.ndarray:
+        """Logits of every node (of every graph of ``batch`` for graph-level models);
+        ``ValueError`` on invalid input."""
+        return self._rows(self.vm.run("main", self.check(x, edge_index, batch))[0][0])
+
+    def time_ms(self, x, edge_index, batch=None, repeats: int = 10) -> float:
         """Median ms of one ``main`` call where the model runs (remote timings over RPC)."""
-        x, edge_index = self.check(x, edge_index)
-        return self.vm.run("main", [x, edge_index], repeats)[1]
+        return self.vm.run("main", self.check(x, edge_index, batch), repeats)[1]
 
-    def prepare(self, x: np.ndarray, edge_index: np.ndarray) -> tuple:
-        """The graph in the binary's CSR layout, for repeated ``forward`` calls (checked input;
-        in-process models only)."""
-        return tuple(self._local().vm["prepare"](tensor(x), tensor(edge_index)))
+    def prepare(self, x: np.ndarray, edge_index: np.ndarray, batch=None) -> tuple:
+        """The graph in the binary's CSR layout (and the batch's ``graph_ptr``), for repeated
+        ``forward`` calls (checked input; in-process models only)."""
+        graph = tuple(self._local().vm["prepare"](tensor(x), tensor(edge_index)))
+        if self.graph_level:
+            graph += (tensor(check_batch(batch, x.shape[0])),)
+        return graph
 
     def forward(self, x, graph: tuple) -> np.ndarray:
         """Logits for a graph from ``prepare`` (``x`` as a TVM tensor or checked array)."""
         x = x if isinstance(x, tvm.runtime.Tensor) else tensor(x)
-        return self._local().vm["forward"](x, *graph)[0].numpy()
+        return self._rows(self._local().vm["forward"](x, *graph)[0].numpy())
 
     def kernel_ms(self, x, graph: tuple) -> dict[str, float]:
         """Milliseconds in each kernel during one ``forward`` call (in-process models)."""

@@ -6,7 +6,8 @@ This pass renames it ``forward`` and adds::
     prepare(x, edge_index) -> (src, dst, indptr)      # dqc_graph_prep kernel, O(E)
     main(x, edge_index)    -> forward(x, *prepare(x, edge_index))
 
-so a caller passes PyG-style inputs, while benchmarks can still prepare a graph once and call
+(graph-level models take one more input, ``graph_ptr``, which ``main`` passes through), so a
+caller passes PyG-style inputs, while benchmarks can still prepare a graph once and call
 ``forward`` directly. Whether self-loops are added or removed is the pass's parameter.
 """
 
@@ -65,9 +66,13 @@ class AddGraphPrep:
 
         x2 = relax.Var("x", relax.TensorType([n, features], "float32"))
         edge_index2 = relax.Var("edge_index", relax.TensorType([2, e], "int64"))
-        with bb.function("main", [x2, edge_index2]):
+        extra = [  # graph-level models: graph_ptr, the CSR row pointer of the batch vector
+            relax.Var("graph_ptr", relax.TensorType([tirx.Var("graph_rows", "int64")], "int64"))
+            for _ in model.params[4:]
+        ]
+        with bb.function("main", [x2, edge_index2, *extra]):
             graph = bb.emit(relax.Call(prepare, [x2, edge_index2]))
             parts = [bb.emit(relax.TupleGetItem(graph, i)) for i in range(3)]
-            out = bb.emit(relax.Call(forward, [x2, *parts]))
+            out = bb.emit(relax.Call(forward, [x2, *parts, *extra]))
             bb.emit_func_output(out)
         return bb.get()

@@ -25,6 +25,7 @@ from dqc.kernels import (
     qmatmul_vnni,
     quantize,
     requantize,
+    segment_mean,
 )
 from dqc.relax_ops import code_dtype
 
@@ -185,6 +186,19 @@ def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     return bb.call_te(kernel, *args, primfunc_name_hint=f"dqc_requantize_to{dtype}")
 
 
+def _segment_mean(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    x, graph_ptr = call.args
+    width = _static_width(x.ty.shape)
+    dtype = x.ty.dtype
+    if dtype not in ("int32", "float32"):
+        raise TypeError(f"dqc.segment_mean takes int32 codes or float32, got {dtype}")
+    integer = dtype == "int32"
+    kernel = segment_mean.integer(width) if integer else segment_mean.floating(width)
+    name = "dqc_segment_mean" if integer else "dqc_segment_mean_float"
+    gv = add_kernel(bb, kernel, name)
+    return relax.call_tir(gv, [x, graph_ptr], call.ty)
+
+
 DQC_LEGALIZE_MAP = {
     "dqc.quantize": _quantize,
     "dqc.dequantize": _dequantize,
@@ -193,6 +207,7 @@ DQC_LEGALIZE_MAP = {
     "dqc.edge_softmax_float": _edge_softmax_float,
     "dqc.qmatmul": _qmatmul,
     "dqc.requantize": _requantize,
+    "dqc.segment_mean": _segment_mean,
 }
 
 __all__ = ["DQC_LEGALIZE_MAP"]

@@ -25,8 +25,8 @@ def _isolated_cache(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def data_root(tmp_path_factory) -> Path:
-    """A temp copy of ``../shared/data/Planetoid`` (or ``$DQC_TEST_DATA``), so nothing is
-    ever written into the shared folder."""
+    """A temp copy of ``../shared/data`` (or ``$DQC_TEST_DATA``): Planetoid, TUDataset and
+    ZINC, so nothing is ever written into the shared folder."""
     source = Path(os.environ.get("DQC_TEST_DATA") or SHARED_DATA)
     if not (source / "Planetoid").is_dir():
         message = f"datasets not found under {source} (set DQC_TEST_DATA)"
@@ -34,8 +34,42 @@ def data_root(tmp_path_factory) -> Path:
             pytest.fail(message)
         pytest.skip(message)
     root = tmp_path_factory.mktemp("data")
-    shutil.copytree(source / "Planetoid", root / "Planetoid")
+    for name in ("Planetoid", "TUDataset", "ZINC"):
+        if (source / name).is_dir():
+            shutil.copytree(source / name, root / name)
     return root
+
+
+@pytest.fixture(scope="session")
+def zinc(data_root):
+    """ZINC's splits with the training set cut to 1,000 molecules (fast smoke training)."""
+    from dqc.graph_datasets import load_graph_dataset
+
+    splits = load_graph_dataset("zinc", data_root)
+    splits.train = splits.train[:1000]
+    return splits
+
+
+@pytest.fixture(scope="session")
+def trained_zinc(zinc, tmp_path_factory):
+    """Checkpoints of graph-level models trained for 2 epochs on ``zinc``, by (arch, scheme)."""
+    from dqc.checkpoint import save_checkpoint
+    from dqc.graph_training import train_graph_model
+
+    root = tmp_path_factory.mktemp("zinc-checkpoints")
+    cache = {}
+
+    def get(arch: str, scheme: str = "dq-int8") -> Path:
+        if (arch, scheme) not in cache:
+            trained = train_graph_model("zinc", arch, scheme, splits=zinc, epochs=2, progress=False)
+            path = root / f"{arch}-{scheme}.pt"
+            save_checkpoint(
+                path, trained.model, trained.config, "zinc", trained.training, trained.metrics
+            )
+            cache[(arch, scheme)] = path
+        return cache[(arch, scheme)]
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -81,6 +81,11 @@ def _edge_softmax_float(node: fx.Node, importer) -> relax.Var:
     )
 
 
+def _segment_mean(node: fx.Node, importer) -> relax.Var:
+    x, graph_ptr = importer.retrieve_args(node)
+    return _emit(importer, relax_ops.call("dqc.segment_mean", [x, graph_ptr]))
+
+
 DQC_CONVERT_MAP: dict[str, Callable[[fx.Node, object], relax.Var]] = {
     "quantize.default": _quantize,
     "dequantize.default": _dequantize,
@@ -88,4 +93,5 @@ DQC_CONVERT_MAP: dict[str, Callable[[fx.Node, object], relax.Var]] = {
     "scatter_add.default": _scatter_add,
     "edge_softmax.default": _edge_softmax,
     "edge_softmax_float.default": _edge_softmax_float,
+    "segment_mean.default": _segment_mean,
 }

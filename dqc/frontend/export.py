@@ -35,12 +35,22 @@ def example_inputs(num_features: int, num_nodes: int = 8) -> tuple[torch.Tensor,
     return torch.randn(num_nodes, num_features), src, dst, indptr
 
 
-def export_program(frozen: torch.nn.Module, num_features: int, bounds: GraphBounds):
-    """The ``ExportedProgram`` of ``frozen(x, src, dst, indptr)`` with dynamic N and E."""
+def export_program(
+    frozen: torch.nn.Module, num_features: int, bounds: GraphBounds, graph_level: bool = False
+):
+    """The ``ExportedProgram`` of ``frozen(x, src, dst, indptr[, graph_ptr])`` with dynamic
+    node, edge (and graph) counts."""
     nodes = torch.export.Dim("num_nodes", min=2, max=bounds.max_nodes)
     edges = torch.export.Dim("num_edges", min=1, max=bounds.max_edges)
-    dynamic = ({0: nodes}, {0: edges}, {0: edges}, {0: nodes + 1})
-    return torch.export.export(frozen, example_inputs(num_features), dynamic_shapes=dynamic)
+    dynamic = [{0: nodes}, {0: edges}, {0: edges}, {0: nodes + 1}]
+    inputs = example_inputs(num_features)
+    if graph_level:  # the ring split into two graphs of 4 and 4 nodes
+        # A plain symbol (not num_graphs + 1), so the VM can bind it from the argument; at
+        # least 3 (torch specializes sizes 0 and 1 of the output): the runtime always appends
+        # one empty graph to the batch and drops its row.
+        dynamic.append({0: torch.export.Dim("graph_rows", min=3, max=bounds.max_nodes + 2)})
+        inputs = (*inputs, torch.tensor([0, 4, 8, 8]))
+    return torch.export.export(frozen, inputs, dynamic_shapes=tuple(dynamic))
 
 
 def import_program(program) -> tvm.IRModule:
@@ -55,6 +65,6 @@ def import_program(program) -> tvm.IRModule:
         program, custom_convert_map=DQC_CONVERT_MAP, run_ep_decomposition=False
     )
     main = mod["main"].without_attr("tir_var_upper_bound")
-    main = main.with_attr("dqc.graph_inputs", ["src", "dst", "indptr"])
+    main = main.with_attr("dqc.graph_inputs", ["src", "dst", "indptr"])  # (then graph_ptr)
     mod.update_func(mod.get_global_var("main"), main)
     return mod

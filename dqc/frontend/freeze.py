@@ -168,12 +168,13 @@ class FrozenGINConv(_Frozen):
 class FrozenModel(nn.Module):
     """``forward(x, src, dst, indptr)``: the layers of a trained node classifier, ReLU between."""
 
-    def __init__(self, model: nn.Module, arch: str, quantized: bool = True):
+    def __init__(self, model: nn.Module, arch: str, quantized: bool = True, prefix: str = ""):
         super().__init__()
         self.arch = arch
         conv = {"gcn": FrozenGCNConv, "gat": FrozenGATConv, "gin": FrozenGINConv}[arch]
+        convs = model.get_submodule(f"{prefix}convs")
         self.convs = nn.ModuleList(
-            conv(model, f"convs.{i}", quantized) for i in range(len(model.convs))
+            conv(model, f"{prefix}convs.{i}", quantized) for i in range(len(convs))
         )
 
     def weight_sources(self) -> dict[str, dict]:
@@ -195,6 +196,24 @@ class FrozenModel(nn.Module):
         return x
 
 
+class FrozenGraphModel(FrozenModel):
+    """``forward(x, src, dst, indptr, graph_ptr)``: a trained ``GraphModel`` (convolutions,
+    ReLU, mean per graph of the batch ``graph_ptr`` describes, two-layer readout)."""
+
+    def __init__(self, model: nn.Module, arch: str, quantized: bool = True):
+        super().__init__(model, arch, quantized, prefix="body.")
+        self.readout = nn.ModuleList(
+            FrozenQuantLinear(model, f"readout.{i}", quantized) for i in range(len(model.readout))
+        )
+
+    def forward(self, x, src, dst, indptr, graph_ptr):
+        nodes = F.relu(super().forward(x, src, dst, indptr))
+        h = torch.ops.dqc.segment_mean(nodes, graph_ptr)
+        for i, linear in enumerate(self.readout):
+            h = linear(F.relu(h) if i > 0 else h)
+        return h
+
+
 def _gcn_norm(num_nodes: int, src: torch.Tensor, dst: torch.Tensor) -> torch.Tensor:
     """Symmetric normalization ``1/sqrt(deg(src) deg(dst))`` of a graph with self-loops.
 
@@ -212,4 +231,5 @@ def freeze(model: nn.Module, arch: str, quantized: bool = True) -> FrozenModel:
 
     ``quantized=False`` drops every quantization point: the float program of the same
     weights, which dqc compiles as its FP32 baseline."""
-    return FrozenModel(model.eval(), arch, quantized).eval().requires_grad_(False)
+    frozen_class = FrozenGraphModel if hasattr(model, "readout") else FrozenModel
+    return frozen_class(model.eval(), arch, quantized).eval().requires_grad_(False)

@@ -7,7 +7,8 @@ grid). ``dqc::dequantize`` maps codes back to ``(q - zero_point) * scale`` in fl
 ``dequantize(quantize(x))`` is bit-for-bit DQ's fake quantizer in eval mode.
 
 ``dqc::edge_softmax`` is GAT's integer attention softmax (``dqc.edge_softmax``) and
-``dqc::edge_softmax_float`` its float counterpart for FP32 models.
+``dqc::edge_softmax_float`` its float counterpart for FP32 models. ``dqc::segment_mean`` is
+the mean of node rows per graph of a batch (``dqc.pooling``).
 """
 
 from __future__ import annotations
@@ -92,3 +93,17 @@ def edge_softmax_float(
 @edge_softmax_float.register_fake
 def _(logits, dst, indptr, negative_slope):
     return torch.empty_like(logits)
+
+
+@torch.library.custom_op("dqc::segment_mean", mutates_args=())
+def segment_mean(x: torch.Tensor, graph_ptr: torch.Tensor) -> torch.Tensor:
+    """Float mean of the rows ``graph_ptr[g]:graph_ptr[g + 1]`` of ``x`` per graph (0 if none)."""
+    counts = graph_ptr[1:] - graph_ptr[:-1]
+    batch = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+    sums = x.new_zeros((counts.numel(), x.size(1))).index_add(0, batch, x)
+    return sums / counts.clamp(min=1).unsqueeze(-1).to(x.dtype)
+
+
+@segment_mean.register_fake
+def _(x, graph_ptr):
+    return x.new_empty((graph_ptr.size(0) - 1, x.size(1)))

@@ -1,4 +1,8 @@
-"""GCN, GAT and GIN with Degree-Quant quantization points, built from a plain config dict."""
+"""GCN, GAT and GIN with Degree-Quant quantization points, built from a plain config dict.
+
+``task="node"`` models classify nodes (the last layer outputs the classes); ``task="graph"``
+models put ``num_layers`` hidden layers under a mean-pooling readout (``GraphModel``).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,12 @@ from torch import nn
 from dqc.models.gat import GAT
 from dqc.models.gcn import GCN
 from dqc.models.gin import GIN
+from dqc.models.graph_model import GraphModel
 from dqc.models.quant_points import ROLES, quantization_points
 from dqc.schemes import get_scheme
 
 ARCHS = ("gcn", "gat", "gin")
+TASKS = ("node", "graph")
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,8 @@ class ModelConfig:
     out_channels: int
     dropout: float
     heads: int = 1
+    num_layers: int = 2
+    task: str = "node"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,14 +57,25 @@ class ModelConfig:
 def build_model(config: ModelConfig) -> nn.Module:
     """A freshly initialised model for ``config``."""
     scheme = get_scheme(config.scheme)
-    sizes = (config.in_channels, config.hidden_channels, config.out_channels)
+    if config.task not in TASKS:
+        raise ValueError(f"unknown task {config.task!r}; choose from {', '.join(TASKS)}")
+    if config.num_layers < 1:
+        raise ValueError(f"num_layers must be at least 1, got {config.num_layers}")
+    graph_level = config.task == "graph"
+    hidden = [config.hidden_channels] * (config.num_layers - (0 if graph_level else 1))
+    channels = [config.in_channels, *hidden] + ([] if graph_level else [config.out_channels])
     if config.arch == "gcn":
-        return GCN(*sizes, scheme, dropout=config.dropout)
-    if config.arch == "gat":
-        return GAT(*sizes, scheme, heads=config.heads, dropout=config.dropout)
-    if config.arch == "gin":
-        return GIN(*sizes, scheme, dropout=config.dropout)
-    raise ValueError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}")
+        body = GCN(channels, scheme, dropout=config.dropout)
+    elif config.arch == "gat":
+        body = GAT(channels, scheme, config.heads, config.dropout, not graph_level)
+    elif config.arch == "gin":
+        body = GIN(channels, scheme, dropout=config.dropout)
+    else:
+        raise ValueError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}")
+    if not graph_level:
+        return body
+    width = config.hidden_channels * (config.heads if config.arch == "gat" else 1)
+    return GraphModel(body, width, config.out_channels, scheme, config.dropout)
 
 
-__all__ = ["ARCHS", "ROLES", "ModelConfig", "build_model", "quantization_points"]
+__all__ = ["ARCHS", "ROLES", "TASKS", "ModelConfig", "build_model", "quantization_points"]

@@ -27,6 +27,11 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return out
 
 
+def input_kind(layer: int) -> str:
+    """What layer ``layer``'s input quantizer sees: dataset features first, then ReLU outputs."""
+    return "data" if layer == 0 else "relu"
+
+
 class QuantMessagePassing(MessagePassing):
     """Sum aggregation followed by the layer's ``aggregate`` quantizer, masked by target node.
 

@@ -8,12 +8,14 @@ attention dropout in float, as in the paper] -> message (x_j · alpha) -> aggreg
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_geometric.utils import add_remaining_self_loops, softmax
 
-from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout
+from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout, input_kind
 from dqc.models.quant_points import QuantPoints
 from dqc.schemes import Scheme
 
@@ -65,13 +67,19 @@ class GATConv(QuantMessagePassing):
 
 
 class GAT(NodeClassifier):
-    """Two-layer GAT: ``heads`` concatenated heads, then one output head."""
+    """GAT layers of ``channels[i + 1]`` channels per head, ``heads`` heads concatenated;
+    with ``single_head_output`` the last layer has one head (node classification)."""
 
-    def __init__(self, in_channels, hidden_channels, out_channels, scheme, heads=8, dropout=0.6):
+    def __init__(self, channels: list[int], scheme, heads=8, dropout=0.6, single_head_output=True):
         super().__init__()
-        hidden = GATConv(in_channels, hidden_channels, heads, scheme, True, dropout, "data")
-        output = GATConv(heads * hidden_channels, out_channels, 1, scheme, False, dropout)
-        self.convs.extend([hidden, output])
+        last = len(channels) - 2
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
+            width = c_in if i == 0 else heads * c_in
+            if i == last and single_head_output:
+                conv = GATConv(width, c_out, 1, scheme, False, dropout, input_kind(i))
+            else:
+                conv = GATConv(width, c_out, heads, scheme, True, dropout, input_kind(i))
+            self.convs.append(conv)
 
     def graph_inputs(self, edge_index, num_nodes):
         return (add_remaining_self_loops(edge_index, num_nodes=num_nodes)[0],)

@@ -8,12 +8,14 @@ source node. Dropout acts on the quantized input, so training sees the ranges ev
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 
-from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout
+from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout, input_kind
 from dqc.models.quant_points import QuantPoints
 from dqc.schemes import Scheme
 
@@ -40,12 +42,12 @@ class GCNConv(QuantMessagePassing):
 
 
 class GCN(NodeClassifier):
-    """Two-layer GCN for node classification."""
+    """GCN layers of widths ``channels`` (``[in, hidden, ..., out]``)."""
 
-    def __init__(self, in_channels, hidden_channels, out_channels, scheme, dropout=0.5):
+    def __init__(self, channels: list[int], scheme, dropout=0.5):
         super().__init__()
-        self.convs.append(GCNConv(in_channels, hidden_channels, scheme, dropout, "data"))
-        self.convs.append(GCNConv(hidden_channels, out_channels, scheme, dropout))
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
+            self.convs.append(GCNConv(c_in, c_out, scheme, dropout, input_kind(i)))
 
     def graph_inputs(self, edge_index, num_nodes):
         return gcn_norm(edge_index, None, num_nodes, add_self_loops=True)

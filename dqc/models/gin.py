@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.utils import remove_self_loops
 
-from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout
+from dqc.models.base import NodeClassifier, QuantMessagePassing, dropout, input_kind
 from dqc.models.quant_linear import QuantLinear
 from dqc.models.quant_points import QuantPoints
 from dqc.schemes import Scheme
@@ -51,15 +51,14 @@ class GINConv(QuantMessagePassing):
 
 
 class GIN(NodeClassifier):
-    """Two GIN layers with two-layer MLPs for node classification."""
+    """GIN layers with two-layer MLPs: layer ``i`` maps ``channels[i]`` to ``channels[i + 1]``
+    through a hidden width of ``channels[1]``."""
 
-    def __init__(self, in_channels, hidden_channels, out_channels, scheme, dropout=0.5):
+    def __init__(self, channels: list[int], scheme, dropout=0.5):
         super().__init__()
-        hidden = [in_channels, hidden_channels, hidden_channels]
-        self.convs.append(GINConv(hidden, scheme, dropout, "data"))
-        self.convs.append(
-            GINConv([hidden_channels, hidden_channels, out_channels], scheme, dropout)
-        )
+        for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
+            conv = GINConv([c_in, channels[1], c_out], scheme, dropout, input_kind(i))
+            self.convs.append(conv)
 
     def graph_inputs(self, edge_index, num_nodes):
         return (remove_self_loops(edge_index)[0],)
