@@ -25,6 +25,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,15 @@ from torch_geometric.utils import add_remaining_self_loops
 from dqc.checkpoint import load_checkpoint, save_checkpoint
 from dqc.compiler import compile_checkpoint, file_sha256
 from dqc.datasets import cache_dir, load_node_dataset
-from dqc.degree_quant import protection_probability, sample_protect_mask
+from dqc.degree_quant import probability_from_cdf, protection_probability, sample_protect_mask
+from dqc.hparams import model_defaults, train_defaults
 from dqc.models import ModelConfig, build_model
 from dqc.onnx_export import export_onnx
 from dqc.onnx_runtime import OnnxModel
 from dqc.pyg_models import to_pyg
 from dqc.runtime import load, read_manifest
 from dqc.targets import is_cross, resolve_target, target_arch
-from dqc.workloads import REDDIT_SHAPE, WORKLOADS, reddit_shaped
+from dqc.workloads import GRAPH_WORKLOADS, REDDIT_SHAPE, WORKLOADS, graph_batch, reddit_shaped
 
 
 def _cpu_name() -> str:
@@ -66,23 +68,45 @@ def median_ms(call: Callable[[], object], repeats: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def reddit_shaped_model(seed: int = 0) -> Path:
-    """A DQ-INT8 GCN (602 -> 128 -> 41) whose ranges are calibrated by one training-mode
-    forward on the Reddit-shaped graph (no training: enough for speed). Cached on disk."""
-    path = cache_dir() / "bench" / f"reddit-shaped-gcn-dq-int8-seed{seed}.pt"
+def calibrated_model(name: str, config: ModelConfig, inputs: tuple, protect_prob) -> Path:
+    """A fresh model for ``config`` whose ranges one training-mode forward on ``inputs``
+    calibrates, with a protection mask drawn from ``protect_prob`` (no training: enough for
+    speed). Cached on disk under ``name``."""
+    path = cache_dir() / "bench" / f"{name}-{config.arch}-{config.scheme}-seed0.pt"
     if path.exists():
         return path
-    x, edge_index, _ = reddit_shaped(seed)
+    torch.manual_seed(0)
+    model = build_model(config).train()
+    with torch.no_grad():
+        model(*inputs, sample_protect_mask(protect_prob))
+    save_checkpoint(path, model, config, name, {"calibration": "one forward"}, {})
+    return path
+
+
+def reddit_shaped_model() -> Path:
+    """The ``reddit-shaped`` workload's DQ-INT8 GCN (602 -> 128 -> 41), calibrated."""
+    x, edge_index, _ = reddit_shaped()
     shape = REDDIT_SHAPE
     config = ModelConfig("gcn", "dq-int8", shape["features"], 128, shape["classes"], 0.5)
-    torch.manual_seed(seed)
-    model = build_model(config).train()
     edges = torch.from_numpy(edge_index)
     prob = protection_probability(edges, shape["num_nodes"], 0.0, 0.1)
-    with torch.no_grad():
-        model(torch.from_numpy(x), edges, sample_protect_mask(prob))
-    save_checkpoint(path, model, config, "reddit-shaped", {"calibration": "one forward"}, {})
-    return path
+    return calibrated_model("reddit-shaped", config, (torch.from_numpy(x), edges), prob)
+
+
+def graph_batch_model(name: str, batch) -> Path:
+    """Graph workload ``name``'s default DQ-INT8 model (its dataset's default shape for the
+    workload's architecture), calibrated on the workload's batch."""
+    workload = GRAPH_WORKLOADS[name]
+    arch, dataset = workload.arch, workload.dataset
+    out_channels = int(batch.y.max()) + 1 if dataset == "reddit-binary" else 1
+    shape = model_defaults(arch, dataset)
+    config = ModelConfig(
+        arch, "dq-int8", batch.num_features, out_channels=out_channels, task="graph", **shape
+    )
+    settings = train_defaults(dataset, arch, "dq-int8")
+    prob = probability_from_cdf(batch.degree_cdf, settings.p_min, settings.p_max)
+    inputs = (batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+    return calibrated_model(name, config, inputs, prob)
 
 
 def precision_twin(path: Path, bits: int) -> Path:
@@ -104,31 +128,61 @@ def precision_twin(path: Path, bits: int) -> Path:
     return twin_path
 
 
-def workload_graph(name: str, model_path, data_root) -> tuple[Path, np.ndarray, np.ndarray]:
-    """``(checkpoint, x, edge_index)`` of workload ``name``: ``reddit-shaped`` (its own
-    calibrated model unless ``model_path`` is given) or a node dataset (``cora``, ...,
-    ``synthetic``) with the model trained on it."""
-    if name == "reddit-shaped":
-        x, edge_index, _ = reddit_shaped()
-        return Path(model_path) if model_path else reddit_shaped_model(), x, edge_index
+@dataclass
+class Workload:
+    """A checkpoint and the graph it is timed on (``batch``: graph-level workloads)."""
+
+    checkpoint: Path
+    x: np.ndarray
+    edge_index: np.ndarray
+    batch: np.ndarray | None = None
+
+    @property
+    def inputs(self) -> tuple:
+        """The arguments of ``predict``: ``(x, edge_index[, batch])``."""
+        graph = (self.x, self.edge_index)
+        return graph if self.batch is None else (*graph, self.batch)
+
+
+def workload_graph(name: str, model_path, data_root) -> Workload:
+    """Workload ``name``: ``reddit-shaped`` and the graph batches (their own calibrated model
+    unless ``model_path`` is given), or a node dataset (``cora``, ..., ``synthetic``) with the
+    model trained on it."""
     if name not in WORKLOADS:
         raise ValueError(f"unknown workload {name!r}; choose from {', '.join(WORKLOADS)}")
+    if name == "reddit-shaped":
+        x, edge_index, _ = reddit_shaped()
+        return Workload(Path(model_path) if model_path else reddit_shaped_model(), x, edge_index)
+    if name in GRAPH_WORKLOADS:
+        batch = graph_batch(name, data_root)
+        checkpoint = Path(model_path) if model_path else graph_batch_model(name, batch)
+        graph = (batch.x.numpy(), batch.edge_index.numpy(), batch.batch.numpy())
+        return Workload(checkpoint, *graph)
     if model_path is None:
         raise ValueError(f"the {name} workload needs a model trained on it (dqc train ...)")
     data = load_node_dataset(name, data_root)
-    return Path(model_path), data.x.numpy(), data.edge_index.numpy()
+    return Workload(Path(model_path), data.x.numpy(), data.edge_index.numpy())
 
 
-def _time_dqc(directory: Path, x, edge_index, repeats: int, remote: dict) -> tuple:
+def _check_task(workload: str, checkpoint: Path, task: str) -> None:
+    wanted = "graph" if workload in GRAPH_WORKLOADS else "node"
+    if task != wanted:
+        raise ValueError(
+            f"{checkpoint}: a {task}-level model; the {workload} workload times {wanted}-level "
+            "models"
+        )
+
+
+def _time_dqc(directory: Path, workload: Workload, repeats: int, remote: dict) -> tuple:
     """Medians in ms of a compiled model's full call, call on a prepared graph, and time in
     its CSR aggregation kernels; and where it ran. Remote models are timed on the server by
     TVM's time evaluator, full calls only."""
     model = load(directory, **remote)
-    x, edge_index = model.check(x, edge_index)
+    inputs, x = workload.inputs, workload.x
     if remote:
-        return model.time_ms(x, edge_index, repeats=repeats), None, None, model.where
-    full = median_ms(lambda: model.predict(x, edge_index), repeats)
-    graph = model.prepare(x, edge_index)
+        return model.time_ms(*inputs, repeats=repeats), None, None, model.where
+    full = median_ms(lambda: model.predict(*inputs), repeats)
+    graph = model.prepare(*inputs)
     prepared = median_ms(lambda: model.forward(x, graph), repeats)
     aggregation = statistics.median(
         sum(ms for name, ms in model.kernel_ms(x, graph).items() if "spmm_csr" in name)
@@ -153,11 +207,11 @@ def _time_ort(directory: Path, builds: dict, x, edge_index, repeats: int) -> dic
     return times
 
 
-def _torch_compile_ms(model, x, edge_index, repeats: int) -> tuple[float | None, str | None]:
+def _torch_compile_ms(model, inputs: tuple, repeats: int) -> tuple[float | None, str | None]:
     try:
         compiled = torch.compile(model, dynamic=False)
         with torch.no_grad():
-            return median_ms(lambda: compiled(x, edge_index), repeats), None
+            return median_ms(lambda: compiled(*inputs), repeats), None
     except Exception as err:  # inductor may be unavailable or fail on a PyG op
         return None, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
 
@@ -185,15 +239,18 @@ def run_bench(
             f"a build for {target_arch(spec)} can only be timed on such a CPU: pass --rpc "
             "HOST:PORT of a board's TVM RPC server (emulated times would mean nothing)"
         )
-    model_path, x, edge_index = workload_graph(workload, model_path, data_root)
+    graph = workload_graph(workload, model_path, data_root)
+    model_path, x, edge_index = graph.checkpoint, graph.x, graph.edge_index
     ckpt = load_checkpoint(model_path)
     arch, scheme = ckpt.config.arch, ckpt.config.scheme
+    _check_task(workload, model_path, ckpt.config.task)
     result = {
         "workload": workload,
         "arch": arch,
         "scheme": scheme,
         "nodes": int(x.shape[0]),
         "edges": int(edge_index.shape[1]),
+        "graphs": None if graph.batch is None else int(graph.batch.max()) + 1,
         "repeats": repeats,
         "machine": f"{_cpu_name()}, {os.cpu_count()} cores",
         "torch_threads": torch.get_num_threads(),
@@ -213,30 +270,33 @@ def run_bench(
             result[f"dqc_{name}_weight_bytes"] = read_manifest(Path(tmp) / name)["constant_bytes"]
         for name in builds:
             log(f"time dqc {name}")
-            timed = _time_dqc(Path(tmp) / name, x, edge_index, repeats, remote)
+            timed = _time_dqc(Path(tmp) / name, graph, repeats, remote)
             for column, value in zip(("ms", "prepared_ms", "aggregation_ms"), timed, strict=False):
                 result[f"dqc_{name}_{column}"] = value
             result["dqc_runs_on"] = timed[-1]
 
-    tx, tedges = torch.from_numpy(x), torch.from_numpy(edge_index)
+    inputs = [torch.from_numpy(a) for a in graph.inputs]
     eager = to_pyg(ckpt.model, arch)
     prepared = to_pyg(ckpt.model, arch, prepared=True)
-    prepared_edges = tedges
+    prepared_inputs = list(inputs)
     if arch == "gat":
-        prepared_edges = add_remaining_self_loops(tedges, num_nodes=x.shape[0])[0]
+        prepared_inputs[1] = add_remaining_self_loops(inputs[1], num_nodes=x.shape[0])[0]
     with torch.no_grad():
         log("time PyG eager")
-        result["pyg_fp32_ms"] = median_ms(lambda: eager(tx, tedges), repeats)
-        result["pyg_fp32_prepared_ms"] = median_ms(lambda: prepared(tx, prepared_edges), repeats)
+        result["pyg_fp32_ms"] = median_ms(lambda: eager(*inputs), repeats)
+        result["pyg_fp32_prepared_ms"] = median_ms(lambda: prepared(*prepared_inputs), repeats)
     if torch_compile:
         log("time PyG under torch.compile")
-        ms, error = _torch_compile_ms(eager, tx, tedges, repeats)
+        ms, error = _torch_compile_ms(eager, inputs, repeats)
         result["pyg_compile_ms"] = ms
         if error:
             result["pyg_compile_error"] = error
-    log("time ONNX Runtime")
-    with tempfile.TemporaryDirectory() as tmp:
-        result.update(_time_ort(Path(tmp), builds, x, edge_index, repeats))
+    if graph.batch is None:
+        log("time ONNX Runtime")
+        with tempfile.TemporaryDirectory() as tmp:
+            result.update(_time_ort(Path(tmp), builds, x, edge_index, repeats))
+    else:
+        result["ort_skipped"] = "dqc's ONNX export covers node-level models only"
     for column in [k for k in result if k.endswith("_ms")]:
         result[column] = None if result[column] is None else round(result[column], 3)
     if "dqc_int8_ms" in result:
@@ -247,7 +307,9 @@ def run_bench(
             result["int4_aggregation_speedup_vs_int8"] = round(agg8 / agg4, 2)
         if not remote:  # PyG and dqc on the same machine
             result["speedup_vs_pyg"] = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
-            result["speedup_vs_ort_int8"] = round(result["ort_int8_ms"] / result["dqc_int8_ms"], 2)
+            if "ort_int8_ms" in result:
+                ort = result["ort_int8_ms"]
+                result["speedup_vs_ort_int8"] = round(ort / result["dqc_int8_ms"], 2)
             result["speedup_prepared_vs_pyg_prepared"] = round(
                 result["pyg_fp32_prepared_ms"] / result["dqc_int8_prepared_ms"], 2
             )

@@ -11,7 +11,7 @@ from dqc.datasets import NODE_DATASETS, DatasetError
 from dqc.graph_datasets import GRAPH_DATASETS
 from dqc.models import ARCHS
 from dqc.schemes import SCHEMES
-from dqc.workloads import WORKLOADS
+from dqc.workloads import NODE_WORKLOADS, WORKLOADS
 
 FROM_CONFIG = "default: from dqc/defaults.toml per dataset, arch and scheme"
 
@@ -377,7 +377,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="time PyG FP32 and dqc FP32, INT8 and INT4 in one run",
         formatter_class=_Formatter,
     )
-    bench.add_argument("model", nargs="?", help="checkpoint (optional for reddit-shaped)")
+    bench.add_argument(
+        "model", nargs="?", help="checkpoint (optional for reddit-shaped and *-batch workloads)"
+    )
     bench.add_argument("--workload", default="cora", choices=WORKLOADS, help="graph to time on")
     bench.add_argument("--repeats", type=int, default=10, help="timed calls per column")
     bench.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile")
@@ -395,7 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("model", nargs="?", help="checkpoint (optional for reddit-shaped)")
     tune.add_argument(
-        "--workload", default="reddit-shaped", choices=WORKLOADS, help="graph to tune on"
+        "--workload", default="reddit-shaped", choices=NODE_WORKLOADS, help="graph to tune on"
     )
     tune.add_argument(
         "--trials",

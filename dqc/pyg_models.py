@@ -3,7 +3,9 @@
 dqc's GCN / GAT / GIN compute what ``GCNConv``, ``GATConv`` and ``GINConv`` compute (GIN in
 linear-first form, equal in float), so copying the weights gives the model a PyG user would
 run without dqc. ``prepared=True`` moves graph preprocessing out of the forward pass: GCN
-caches its normalization, GAT takes edges with self-loops already added.
+caches its normalization, GAT takes edges with self-loops already added. A graph-level
+model becomes ``PyGGraphModel``: the same convolutions, ``global_mean_pool`` and the readout
+as plain ``nn.Linear`` layers.
 """
 
 from __future__ import annotations
@@ -25,6 +27,23 @@ class PyGModel(nn.Module):
                 x = F.relu(x)
             x = conv(x, edge_index)
         return x
+
+
+class PyGGraphModel(nn.Module):
+    def __init__(self, body: PyGModel, readout: list[nn.Linear]):
+        super().__init__()
+        self.body = body
+        self.readout = nn.ModuleList(readout)
+
+    def forward(self, x, edge_index, batch) -> torch.Tensor:
+        h = pyg.global_mean_pool(F.relu(self.body(x, edge_index)), batch)
+        return self.readout[1](F.relu(self.readout[0](h)))
+
+
+def _linear(trained: nn.Linear) -> nn.Linear:
+    copy = nn.Linear(trained.in_features, trained.out_features)
+    copy.load_state_dict(trained.state_dict())
+    return copy
 
 
 def _gcn(conv, prepared: bool) -> nn.Module:
@@ -61,7 +80,11 @@ def _gin(conv, prepared: bool) -> nn.Module:
     return layer
 
 
-def to_pyg(model: nn.Module, arch: str, prepared: bool = False) -> PyGModel:
-    """Stock-PyG copy of a trained dqc ``model`` (float, eval mode)."""
+def to_pyg(model: nn.Module, arch: str, prepared: bool = False) -> nn.Module:
+    """Stock-PyG copy of a trained dqc ``model`` (float, eval mode); graph-level models take
+    ``(x, edge_index, batch)``."""
     build = {"gcn": _gcn, "gat": _gat, "gin": _gin}[arch]
+    if hasattr(model, "readout"):
+        body = to_pyg(model.body, arch, prepared)
+        return PyGGraphModel(body, [_linear(layer.lin) for layer in model.readout]).eval()
     return PyGModel([build(conv, prepared) for conv in model.convs]).eval()

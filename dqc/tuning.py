@@ -50,6 +50,7 @@ from dqc.tuning_database import (
     specialize,
     workload_module,
 )
+from dqc.workloads import NODE_WORKLOADS
 
 SPACE_CHECK_SEEDS = 16  # samples of a kernel's space that must replay on its symbolic sizes
 
@@ -140,7 +141,10 @@ def tune(
             f"tuning measures every candidate on this machine, which cannot run "
             f"{target_arch(spec)} code; tune with the host target"
         )
-    checkpoint, x, edge_index = workload_graph(workload, checkpoint, data_root)
+    if workload not in NODE_WORKLOADS:
+        raise ValueError(f"dqc tune runs on {', '.join(NODE_WORKLOADS)}, not {workload!r}")
+    graph = workload_graph(workload, checkpoint, data_root)
+    checkpoint, x, edge_index = graph.checkpoint, graph.x, graph.edge_index
     db = Path(db)
     start = time.perf_counter()
 

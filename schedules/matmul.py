@@ -3,13 +3,15 @@
 
 Rows in parallel; the weights are ``[K, N]``, so with the reduction over ``k`` outside a
 vector of output columns each step reads one contiguous row of the weights. Column counts
-no vector divides (e.g. 41 classes) keep ``k`` outside the column loop for LLVM to vectorize.
+no full vector divides (e.g. 41 classes, or 146 = 9 x 16 + 2 hidden channels) keep ``k``
+outside the whole column loop for LLVM to vectorize with a tail: a narrower explicit vector
+(2 lanes for 146) runs many times slower.
 The int8 row sums (zero-point correction) and the epilogue run as parallel passes.
 """
 
 from __future__ import annotations
 
-from dqc.schedules.common import CPURule, has_block, split_vector, vector_lanes
+from dqc.schedules.common import CPURule, has_block, split_vector, static_extent, vector_lanes
 from tvm import s_tir, tirx
 from tvm.target import Target
 
@@ -29,7 +31,10 @@ class Matmul(CPURule):
             sch.compute_inline(sch.get_sblock("qmatmul"))
         block = sch.get_sblock(names[0])
         rows, cols, k = sch.get_loops(block)
-        outer, vector = split_vector(sch, cols, lanes)
+        extent = static_extent(sch, cols)
+        outer, vector = cols, None
+        if extent is not None and (extent % lanes == 0 or extent < lanes):
+            outer, vector = split_vector(sch, cols, lanes)
         if vector is None:
             sch.reorder(k, cols)
         else:
