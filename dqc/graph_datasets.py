@@ -1,4 +1,5 @@
-"""Graph-level datasets: REDDIT-BINARY (10-fold CV) and the ZINC 12k subset, batched by PyG.
+"""Graph-level datasets: REDDIT-BINARY (10-fold CV), the ZINC 12k subset and the MNIST /
+CIFAR10 superpixel graphs, batched by PyG.
 
 Each graph arrives ready for the models: float node features ``x`` (REDDIT-BINARY: the
 z-scored out-degree, the authors' ``NormalizedDegree``; ZINC: the one-hot atom type, which a
@@ -9,9 +10,14 @@ Degree-Quant draws protection per graph. Splits:
 * ``reddit-binary``: ``StratifiedKFold(10, shuffle=True, random_state=12345)`` as in the
   authors' code; fold ``i`` tests on fold ``i``, validates on fold ``i - 1``, trains on the rest.
 * ``zinc``: the benchmark's 10,000 / 1,000 / 1,000 molecules; the target is penalised logP.
+* ``mnist`` / ``cifar10``: Benchmarking-GNNs' superpixel graphs (55,000 / 5,000 / 10,000 and
+  45,000 / 5,000 / 10,000 images, 10 classes); a node's features are its mean intensity (1 or
+  3 channels) followed by its 2 coordinates, as in that benchmark. They are not staged
+  offline: PyG downloads them (about 1.3 and 2.7 GB) under ``<root>/GNNBenchmarkDataset``.
 
-Roots and caches follow ``dqc.datasets``: raw files under ``<root>/TUDataset`` and
-``<root>/ZINC``, PyG's ``processed/`` cache under ``$DQC_CACHE_DIR``.
+Roots and caches follow ``dqc.datasets``: raw files under ``<root>/TUDataset``,
+``<root>/ZINC`` and ``<root>/GNNBenchmarkDataset``, PyG's ``processed/`` cache under
+``$DQC_CACHE_DIR``.
 """
 
 from __future__ import annotations
@@ -25,13 +31,14 @@ import torch
 import torch.nn.functional as F
 from sklearn.model_selection import StratifiedKFold
 from torch_geometric.data import Data
-from torch_geometric.datasets import ZINC, TUDataset
+from torch_geometric.datasets import ZINC, GNNBenchmarkDataset, TUDataset
 from torch_geometric.utils import degree
 
 from dqc.datasets import DatasetError, cache_dir, resolve_data_root
 from dqc.degree_quant import in_degree_cdf
 
-GRAPH_DATASETS = ("reddit-binary", "zinc")
+GRAPH_DATASETS = ("reddit-binary", "zinc", "mnist", "cifar10")
+SUPERPIXELS = {"mnist": "MNIST", "cifar10": "CIFAR10"}  # dqc name -> PyG name
 FOLDS = 10
 FOLD_SEED = 12345
 ZINC_ATOM_TYPES = 28
@@ -64,6 +71,12 @@ class _ZINC(ZINC):
     @property
     def processed_dir(self) -> str:
         return str(cache_dir() / "processed" / _cache_key(self.raw_dir) / "ZINC-subset")
+
+
+class _GNNBenchmarkDataset(GNNBenchmarkDataset):
+    @property
+    def processed_dir(self) -> str:
+        return str(cache_dir() / "processed" / _cache_key(self.raw_dir) / self.name)
 
 
 def _with_degree_cdf(data: Data) -> Data:
@@ -110,6 +123,22 @@ def _load_zinc(root: Path) -> GraphSplits:
     return GraphSplits("zinc", **splits, num_features=ZINC_ATOM_TYPES, out_channels=1, metric="mae")
 
 
+def superpixel_features(graph: Data) -> Data:
+    """Benchmarking-GNNs' node input of a superpixel graph: intensity, then ``pos``."""
+    graph.x = torch.cat([graph.x, graph.pos], dim=1)
+    graph.pos = graph.edge_attr = None
+    return _with_degree_cdf(graph)
+
+
+def _load_superpixels(root: Path, name: str) -> GraphSplits:
+    splits = {}
+    for split in ("train", "val", "test"):
+        dataset = _GNNBenchmarkDataset(str(root / "GNNBenchmarkDataset"), SUPERPIXELS[name], split)
+        splits[split] = [superpixel_features(g) for g in dataset]
+    features = splits["test"][0].num_features
+    return GraphSplits(name, **splits, num_features=features, out_channels=10, metric="accuracy")
+
+
 def load_graph_dataset(
     name: str, data_root: str | os.PathLike | None = None, fold: int = 0
 ) -> GraphSplits:
@@ -120,6 +149,8 @@ def load_graph_dataset(
         raise ValueError(f"fold must be in [0, {FOLDS}), got {fold}")
     root = resolve_data_root(data_root)
     try:
-        return _load_reddit_binary(root, fold) if name == "reddit-binary" else _load_zinc(root)
+        if name == "reddit-binary":
+            return _load_reddit_binary(root, fold)
+        return _load_zinc(root) if name == "zinc" else _load_superpixels(root, name)
     except Exception as err:  # PyG raises URLError, FileNotFoundError, pickle errors, ...
         raise DatasetError(f"cannot load {name} from {root}: {err}") from err

@@ -3,6 +3,8 @@
 Training keys are looked up from the most general section to the most specific, later ones
 overriding earlier: ``"<arch>"``, ``"<arch>/<scheme>"``, ``"<dataset>"``, ``"<dataset>/<arch>"``,
 ``"<dataset>/<arch>/<scheme>"``; model keys from ``"<arch>"`` then ``"<dataset>/<arch>"``.
+A dataset listed under ``[like]`` first takes the sections of the dataset named there (the
+superpixel graphs start from ZINC's Benchmarking-GNNs settings).
 """
 
 from __future__ import annotations
@@ -33,20 +35,31 @@ def _table() -> dict:
     return tomllib.loads(resources.files("dqc").joinpath("defaults.toml").read_text())
 
 
+def _lineage(dataset: str | None) -> list:
+    """``dataset``, preceded by the dataset whose defaults it starts from, if any."""
+    like = _table().get("like", {}).get(dataset)
+    return [like, dataset] if like else [dataset]
+
+
 def model_defaults(arch: str, dataset: str | None = None) -> dict:
     """``hidden_channels``, ``dropout`` (``heads`` for GAT, ``num_layers`` where it is not 2)
     of an architecture, with the dataset's overrides."""
     sections = _table()["model"]
     if arch not in sections:
         raise ValueError(f"no model defaults for architecture {arch!r}")
-    return {**sections[arch], **sections.get(f"{dataset}/{arch}", {})}
+    merged = dict(sections[arch])
+    for name in _lineage(dataset):
+        merged.update(sections.get(f"{name}/{arch}", {}))
+    return merged
 
 
 def train_defaults(dataset: str, arch: str, scheme: str) -> TrainSettings:
     """Merged training settings for one (dataset, arch, scheme) cell."""
     sections = _table()["train"]
     merged: dict = {}
-    keys = (arch, f"{arch}/{scheme}", dataset, f"{dataset}/{arch}", f"{dataset}/{arch}/{scheme}")
+    keys = [arch, f"{arch}/{scheme}"]
+    for name in _lineage(dataset):
+        keys += [name, f"{name}/{arch}", f"{name}/{arch}/{scheme}"]
     for key in keys:
         merged.update(sections.get(key, {}))
     return TrainSettings(**merged)
