@@ -69,9 +69,12 @@ def _train(args: argparse.Namespace) -> None:
         "dropout": args.dropout,
     }
     graph_level = args.dataset in GRAPH_DATASETS
+    if args.pooling and not graph_level:
+        raise ValueError(f"--pooling is for graph-level datasets, not {args.dataset}")
     if graph_level:
         from pathlib import Path
 
+        settings["pooling"] = args.pooling
         from dqc.graph_training import train_graph_model
 
         resume = Path(f"{args.output}.resume")
@@ -291,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--p-max", type=float, help=f"DQ highest protection ({FROM_CONFIG})")
     train.add_argument("--hidden-channels", type=int, help=f"hidden width ({FROM_CONFIG})")
     train.add_argument("--dropout", type=float, help=f"dropout ({FROM_CONFIG})")
+    train.add_argument(
+        "--pooling", choices=("mean", "add"), help="graph-level readout pooling (default: mean)"
+    )
     train.add_argument(
         "--fold", type=int, default=0, help="REDDIT-BINARY cross-validation fold (0-9)"
     )

@@ -4,8 +4,8 @@ dqc's GCN / GAT / GIN compute what ``GCNConv``, ``GATConv`` and ``GINConv`` comp
 linear-first form, equal in float), so copying the weights gives the model a PyG user would
 run without dqc. ``prepared=True`` moves graph preprocessing out of the forward pass: GCN
 caches its normalization, GAT takes edges with self-loops already added. A graph-level
-model becomes ``PyGGraphModel``: the same convolutions, ``global_mean_pool`` and the readout
-as plain ``nn.Linear`` layers.
+model becomes ``PyGGraphModel``: the same convolutions, ``global_mean_pool`` or
+``global_add_pool``, and the readout as plain ``nn.Linear`` layers.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 import torch_geometric.nn as pyg
 from torch import nn
+
+from dqc.models.graph_model import POOLINGS
 
 
 class PyGModel(nn.Module):
@@ -30,13 +32,14 @@ class PyGModel(nn.Module):
 
 
 class PyGGraphModel(nn.Module):
-    def __init__(self, body: PyGModel, readout: list[nn.Linear]):
+    def __init__(self, body: PyGModel, readout: list[nn.Linear], pooling: str):
         super().__init__()
         self.body = body
         self.readout = nn.ModuleList(readout)
+        self.pool = POOLINGS[pooling]
 
     def forward(self, x, edge_index, batch) -> torch.Tensor:
-        h = pyg.global_mean_pool(F.relu(self.body(x, edge_index)), batch)
+        h = self.pool(F.relu(self.body(x, edge_index)), batch)
         return self.readout[1](F.relu(self.readout[0](h)))
 
 
@@ -86,5 +89,6 @@ def to_pyg(model: nn.Module, arch: str, prepared: bool = False) -> nn.Module:
     build = {"gcn": _gcn, "gat": _gat, "gin": _gin}[arch]
     if hasattr(model, "readout"):
         body = to_pyg(model.body, arch, prepared)
-        return PyGGraphModel(body, [_linear(layer.lin) for layer in model.readout]).eval()
+        readout = [_linear(layer.lin) for layer in model.readout]
+        return PyGGraphModel(body, readout, model.pooling).eval()
     return PyGModel([build(conv, prepared) for conv in model.convs]).eval()

@@ -24,7 +24,7 @@ from dqc.frontend.freeze import SELF_LOOPS
 from dqc.graph_prep import PreparedGraph, check_batch, prepare_graph
 from dqc.models import quantization_points
 from dqc.models.gat import NEGATIVE_SLOPE
-from dqc.pooling import FRAC_BITS, mean_fixed
+from dqc.pooling import pool_codes
 from dqc.qparams import QParams
 
 
@@ -113,15 +113,15 @@ class IntegerReference:
         return h.dequantize()
 
     def readout(self, nodes: Codes, graph_ptr: np.ndarray) -> Codes:
-        """ReLU, mean per graph (``dqc.pooling``), then the two readout linears."""
+        """ReLU, mean or sum per graph (``dqc.pooling``), then the two readout linears."""
         relu = np.maximum(nodes.codes, nodes.qp.zero_point) - nodes.qp.zero_point
-        pooled = mean_fixed(relu, graph_ptr)
+        pooled, factor = pool_codes(relu, graph_ptr, self.model.pooling)
         h = None
         for i, linear_layer in enumerate(self.model.readout):
             name = f"readout.{i}"
             qp_in = self.qp(name, "input")
             if h is None:
-                x_in = requantize_to([(pooled, nodes.qp.scale / (1 << FRAC_BITS))], qp_in)
+                x_in = requantize_to([(pooled, nodes.qp.scale * factor)], qp_in)
             else:
                 x_in = relu_to(h, qp_in)
             h = linear(

@@ -13,6 +13,7 @@ Float-facing (what the importer emits from the exported torch program):
   (see ``dqc.edge_softmax``); ``dqc.edge_softmax_float`` is the float one of FP32 models.
 * ``dqc.segment_mean(x, graph_ptr)``: the mean of each graph's node rows; on int32 codes
   (after ``FoldQDQ``) it is ``dqc.pooling.mean_fixed``, with ``FRAC_BITS`` fractional bits.
+* ``dqc.segment_sum(x, graph_ptr)``: the sum of each graph's node rows (add pooling).
 
 Integer (what the passes produce):
 
@@ -38,6 +39,7 @@ OPS = (
     "dqc.qmatmul",
     "dqc.requantize",
     "dqc.segment_mean",
+    "dqc.segment_sum",
 )
 
 
@@ -74,7 +76,7 @@ def _infer_qmatmul(call, ctx):
     return relax.TensorType([a.shape[0], b.shape[1]], "int32")
 
 
-def _infer_segment_mean(call, ctx):
+def _infer_segment_pool(call, ctx):
     x, ptr = _tensor(call, 0), _tensor(call, 1)
     return relax.TensorType([ptr.shape[0] - 1, x.shape[1]], x.dtype)
 
@@ -87,7 +89,8 @@ _INFER = {
     "dqc.edge_softmax_float": _like(0, "float32"),
     "dqc.qmatmul": _infer_qmatmul,
     "dqc.requantize": _infer_requantize,
-    "dqc.segment_mean": _infer_segment_mean,
+    "dqc.segment_mean": _infer_segment_pool,
+    "dqc.segment_sum": _infer_segment_pool,
 }
 
 for _name, _infer in _INFER.items():

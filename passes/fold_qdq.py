@@ -22,7 +22,8 @@ scalar; ``add``
  of affine values or of a float constant (the bias, kept real until
 ``FoldScales``); ``sum`` / ``mean`` of one term; ``relu`` (``max(q, z)`` on codes, or
 ``max(requantize(v), z_out)`` when quantized right after); ``dqc.index_add`` of one term into
-zeros; ``dqc.segment_mean`` of one term (mean codes with ``FRAC_BITS`` fractional bits).
+zeros; ``dqc.segment_mean`` of one term (mean codes with ``FRAC_BITS`` fractional bits) and
+``dqc.segment_sum`` of one term (exact sums).
 Exact in integers except biases and the final rounding, which follow ``dqc.fixed_point``.
 """
 
@@ -174,10 +175,11 @@ class _Integerizer(relax.PyExprMutator):
                 return replace(reps[0], relu=True)
             zero = relax.const(t.zero, t.tensor.ty.dtype)
             return Affine((replace(t, tensor=self.emit(relax.op.maximum(t.tensor, zero))),))
-        if name == "dqc.segment_mean" and singles[0] is not None:
+        if name in ("dqc.segment_mean", "dqc.segment_sum") and singles[0] is not None:
             t = singles[0]
-            pooled = relax_ops.call("dqc.segment_mean", [self.int32(t), self.new(args[1])])
-            return Affine((Term(self.emit(pooled), 0, t.scale / (1 << FRAC_BITS)),))
+            pooled = relax_ops.call(name, [self.int32(t), self.new(args[1])])
+            scale = t.scale / (1 << FRAC_BITS) if name == "dqc.segment_mean" else t.scale
+            return Affine((Term(self.emit(pooled), 0, scale),))
         if name == "dqc.index_add" and singles[2] is not None and self.is_zeros(args[0]):
             t = singles[2]
             zeros = self.emit(relax.op.zeros(args[0].ty.shape, "int32"))

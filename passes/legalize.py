@@ -25,7 +25,7 @@ from dqc.kernels import (
     qmatmul_vnni,
     quantize,
     requantize,
-    segment_mean,
+    segment_pool,
 )
 from dqc.relax_ops import code_dtype
 
@@ -186,15 +186,16 @@ def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     return bb.call_te(kernel, *args, primfunc_name_hint=f"dqc_requantize_to{dtype}")
 
 
-def _segment_mean(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+def _segment_pool(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     x, graph_ptr = call.args
     width = _static_width(x.ty.shape)
     dtype = x.ty.dtype
+    op = call.op.name
     if dtype not in ("int32", "float32"):
-        raise TypeError(f"dqc.segment_mean takes int32 codes or float32, got {dtype}")
-    integer = dtype == "int32"
-    kernel = segment_mean.integer(width) if integer else segment_mean.floating(width)
-    name = "dqc_segment_mean" if integer else "dqc_segment_mean_float"
+        raise TypeError(f"{op} takes int32 codes or float32, got {dtype}")
+    integer, mean = dtype == "int32", op == "dqc.segment_mean"
+    kernel = (segment_pool.integer if integer else segment_pool.floating)(width, mean)
+    name = op.replace(".", "_") + ("" if integer else "_float")
     gv = add_kernel(bb, kernel, name)
     return relax.call_tir(gv, [x, graph_ptr], call.ty)
 
@@ -207,7 +208,8 @@ DQC_LEGALIZE_MAP = {
     "dqc.edge_softmax_float": _edge_softmax_float,
     "dqc.qmatmul": _qmatmul,
     "dqc.requantize": _requantize,
-    "dqc.segment_mean": _segment_mean,
+    "dqc.segment_mean": _segment_pool,
+    "dqc.segment_sum": _segment_pool,
 }
 
 __all__ = ["DQC_LEGALIZE_MAP"]

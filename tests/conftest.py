@@ -52,22 +52,26 @@ def zinc(data_root):
 
 @pytest.fixture(scope="session")
 def trained_zinc(zinc, tmp_path_factory):
-    """Checkpoints of graph-level models trained for 2 epochs on ``zinc``, by (arch, scheme)."""
+    """Checkpoints of graph-level models trained for 2 epochs on ``zinc``, by (arch, scheme,
+    pooling)."""
     from dqc.checkpoint import save_checkpoint
     from dqc.graph_training import train_graph_model
 
     root = tmp_path_factory.mktemp("zinc-checkpoints")
     cache = {}
 
-    def get(arch: str, scheme: str = "dq-int8") -> Path:
-        if (arch, scheme) not in cache:
-            trained = train_graph_model("zinc", arch, scheme, splits=zinc, epochs=2, progress=False)
-            path = root / f"{arch}-{scheme}.pt"
+    def get(arch: str, scheme: str = "dq-int8", pooling: str = "mean") -> Path:
+        key = (arch, scheme, pooling)
+        if key not in cache:
+            trained = train_graph_model(
+                "zinc", arch, scheme, splits=zinc, epochs=2, progress=False, pooling=pooling
+            )
+            path = root / f"{arch}-{scheme}-{pooling}.pt"
             save_checkpoint(
                 path, trained.model, trained.config, "zinc", trained.training, trained.metrics
             )
-            cache[(arch, scheme)] = path
-        return cache[(arch, scheme)]
+            cache[key] = path
+        return cache[key]
 
     return get
 

@@ -29,11 +29,12 @@ def test_node_model_twin(arch, prepared):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("pooling", ["mean", "add"])
 @pytest.mark.parametrize("arch", ARCHS)
-def test_graph_model_twin(arch):
+def test_graph_model_twin(arch, pooling):
     batch = Batch.from_data_list(_graphs(4))
     torch.manual_seed(0)
-    config = ModelConfig(arch, "fp32", 8, 16, 1, 0.0, heads=2, num_layers=3, task="graph")
+    config = ModelConfig(arch, "fp32", 8, 16, 1, 0.0, 2, 3, "graph", pooling)
     model = build_model(config).eval()
     with torch.no_grad():
         expected = model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)

@@ -7,6 +7,7 @@ op's ``__name__`` as the importer looks them up.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from torch import fx
@@ -81,9 +82,9 @@ def _edge_softmax_float(node: fx.Node, importer) -> relax.Var:
     )
 
 
-def _segment_mean(node: fx.Node, importer) -> relax.Var:
+def _segment_pool(op: str, node: fx.Node, importer) -> relax.Var:
     x, graph_ptr = importer.retrieve_args(node)
-    return _emit(importer, relax_ops.call("dqc.segment_mean", [x, graph_ptr]))
+    return _emit(importer, relax_ops.call(op, [x, graph_ptr]))
 
 
 DQC_CONVERT_MAP: dict[str, Callable[[fx.Node, object], relax.Var]] = {
@@ -93,5 +94,6 @@ DQC_CONVERT_MAP: dict[str, Callable[[fx.Node, object], relax.Var]] = {
     "scatter_add.default": _scatter_add,
     "edge_softmax.default": _edge_softmax,
     "edge_softmax_float.default": _edge_softmax_float,
-    "segment_mean.default": _segment_mean,
+    "segment_mean.default": functools.partial(_segment_pool, "dqc.segment_mean"),
+    "segment_sum.default": functools.partial(_segment_pool, "dqc.segment_sum"),
 }

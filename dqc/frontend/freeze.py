@@ -198,17 +198,20 @@ class FrozenModel(nn.Module):
 
 class FrozenGraphModel(FrozenModel):
     """``forward(x, src, dst, indptr, graph_ptr)``: a trained ``GraphModel`` (convolutions,
-    ReLU, mean per graph of the batch ``graph_ptr`` describes, two-layer readout)."""
+    ReLU, mean or sum per graph of the batch ``graph_ptr`` describes, two-layer readout)."""
 
     def __init__(self, model: nn.Module, arch: str, quantized: bool = True):
         super().__init__(model, arch, quantized, prefix="body.")
         self.readout = nn.ModuleList(
             FrozenQuantLinear(model, f"readout.{i}", quantized) for i in range(len(model.readout))
         )
+        self.pool = {"mean": torch.ops.dqc.segment_mean, "add": torch.ops.dqc.segment_sum}[
+            model.pooling
+        ]
 
     def forward(self, x, src, dst, indptr, graph_ptr):
         nodes = F.relu(super().forward(x, src, dst, indptr))
-        h = torch.ops.dqc.segment_mean(nodes, graph_ptr)
+        h = self.pool(nodes, graph_ptr)
         for i, linear in enumerate(self.readout):
             h = linear(F.relu(h) if i > 0 else h)
         return h

@@ -7,8 +7,8 @@ grid). ``dqc::dequantize`` maps codes back to ``(q - zero_point) * scale`` in fl
 ``dequantize(quantize(x))`` is bit-for-bit DQ's fake quantizer in eval mode.
 
 ``dqc::edge_softmax`` is GAT's integer attention softmax (``dqc.edge_softmax``) and
-``dqc::edge_softmax_float`` its float counterpart for FP32 models. ``dqc::segment_mean`` is
-the mean of node rows per graph of a batch (``dqc.pooling``).
+``dqc::edge_softmax_float`` its float counterpart for FP32 models. ``dqc::segment_mean`` and
+``dqc::segment_sum`` are the mean and sum of node rows per graph of a batch (``dqc.pooling``).
 """
 
 from __future__ import annotations
@@ -95,15 +95,26 @@ def _(logits, dst, indptr, negative_slope):
     return torch.empty_like(logits)
 
 
+def _segment_sums(x: torch.Tensor, graph_ptr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    counts = graph_ptr[1:] - graph_ptr[:-1]
+    batch = torch.repeat_interleave(torch.arange(counts.numel()), counts)
+    return x.new_zeros((counts.numel(), x.size(1))).index_add(0, batch, x), counts
+
+
 @torch.library.custom_op("dqc::segment_mean", mutates_args=())
 def segment_mean(x: torch.Tensor, graph_ptr: torch.Tensor) -> torch.Tensor:
     """Float mean of the rows ``graph_ptr[g]:graph_ptr[g + 1]`` of ``x`` per graph (0 if none)."""
-    counts = graph_ptr[1:] - graph_ptr[:-1]
-    batch = torch.repeat_interleave(torch.arange(counts.numel()), counts)
-    sums = x.new_zeros((counts.numel(), x.size(1))).index_add(0, batch, x)
+    sums, counts = _segment_sums(x, graph_ptr)
     return sums / counts.clamp(min=1).unsqueeze(-1).to(x.dtype)
 
 
+@torch.library.custom_op("dqc::segment_sum", mutates_args=())
+def segment_sum(x: torch.Tensor, graph_ptr: torch.Tensor) -> torch.Tensor:
+    """Float sum of the rows ``graph_ptr[g]:graph_ptr[g + 1]`` of ``x`` per graph."""
+    return _segment_sums(x, graph_ptr)[0]
+
+
 @segment_mean.register_fake
+@segment_sum.register_fake
 def _(x, graph_ptr):
     return x.new_empty((graph_ptr.size(0) - 1, x.size(1)))

@@ -1,7 +1,7 @@
 """GCN, GAT and GIN with Degree-Quant quantization points, built from a plain config dict.
 
 ``task="node"`` models classify nodes (the last layer outputs the classes); ``task="graph"``
-models put ``num_layers`` hidden layers under a mean-pooling readout (``GraphModel``).
+models put ``num_layers`` hidden layers under a mean- or add-pooling readout (``GraphModel``).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ class ModelConfig:
     heads: int = 1
     num_layers: int = 2
     task: str = "node"
+    pooling: str = "mean"  # graph-level models: "mean" or "add"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +76,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     if not graph_level:
         return body
     width = config.hidden_channels * (config.heads if config.arch == "gat" else 1)
-    return GraphModel(body, width, config.out_channels, scheme, config.dropout)
+    return GraphModel(body, width, config.out_channels, scheme, config.dropout, config.pooling)
 
 
 __all__ = ["ARCHS", "ROLES", "TASKS", "ModelConfig", "build_model", "quantization_points"]

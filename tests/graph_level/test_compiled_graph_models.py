@@ -1,4 +1,4 @@
-"""Compiled graph-level models (mean pooling, readout, batches): bit-exact with the integer
+"""Compiled graph-level models (mean and add pooling, readout, batches): bit-exact with the integer
 reference, close to the fake-quant model, strict about the batch vector."""
 
 import numpy as np
@@ -9,7 +9,7 @@ from torch_geometric.data import Batch
 from dqc.checkpoint import load_checkpoint
 from dqc.compiler import compile_checkpoint
 from dqc.evaluation import evaluate_artifact
-from dqc.pooling import FRAC_BITS, graph_pointer, mean_fixed
+from dqc.pooling import FRAC_BITS, graph_pointer, mean_fixed, segment_sums
 from dqc.reference import IntegerReference
 from dqc.runtime import load
 
@@ -18,11 +18,11 @@ from dqc.runtime import load
 def compiled_zinc(trained_zinc, tmp_path_factory):
     cache = {}
 
-    def get(arch: str, scheme: str = "dq-int8", quantized: bool = True):
-        key = (arch, scheme, quantized)
+    def get(arch: str, scheme: str = "dq-int8", pooling: str = "mean"):
+        key = (arch, scheme, pooling)
         if key not in cache:
-            out = tmp_path_factory.mktemp(f"zinc-{arch}-{scheme}")
-            compile_checkpoint(trained_zinc(arch, scheme), out, quantized=quantized)
+            out = tmp_path_factory.mktemp(f"zinc-{arch}-{scheme}-{pooling}")
+            compile_checkpoint(trained_zinc(arch, scheme, pooling), out)
             cache[key] = out
         return cache[key]
 
@@ -37,20 +37,30 @@ def test_mean_fixed_is_the_rounded_mean():
     odd = mean_fixed(np.array([[1], [1], [0]]), np.array([0, 3]))  # 2/3 * 256 = 170.67
     assert odd.tolist() == [[171]]
     assert graph_pointer(np.array([0, 0, 2]), 4).tolist() == [0, 2, 2, 3, 3]
+    assert segment_sums(values, graph_ptr).tolist() == [[3, -7], [0, 0], [3, 7]]
 
 
 @pytest.mark.parametrize(
-    ("arch", "scheme"), [("gcn", "dq-int8"), ("gin", "dq-int4"), ("gat", "dq-int8")]
+    ("arch", "scheme", "pooling"),
+    [
+        ("gcn", "dq-int8", "mean"),
+        ("gin", "dq-int4", "mean"),
+        ("gat", "dq-int8", "mean"),
+        ("gin", "dq-int8", "add"),
+    ],
 )
-def test_batches_match_reference_and_fake_quant(compiled_zinc, trained_zinc, zinc, arch, scheme):
-    model = load(compiled_zinc(arch, scheme))
+def test_batches_match_reference_and_fake_quant(
+    compiled_zinc, trained_zinc, zinc, arch, scheme, pooling
+):
+    model = load(compiled_zinc(arch, scheme, pooling))
     batch = Batch.from_data_list(zinc.test[:200])
     inputs = (batch.x.numpy(), batch.edge_index.numpy(), batch.batch.numpy())
     out = model.predict(*inputs)
     assert out.shape == (200, 1)
-    reference = IntegerReference(trained_zinc(arch, scheme)).predict(*inputs)
+    reference = IntegerReference(trained_zinc(arch, scheme, pooling)).predict(*inputs)
     np.testing.assert_array_equal(out, reference)
-    fake_quant = load_checkpoint(trained_zinc(arch, scheme)).model
+    fake_quant = load_checkpoint(trained_zinc(arch, scheme, pooling)).model
+    assert fake_quant.pooling == pooling
     with torch.no_grad():
         expected = fake_quant(batch.x, batch.edge_index, batch.batch, batch.num_graphs).numpy()
     # one output LSB now and then: float sums in another order, fixed-point requantize
@@ -85,12 +95,13 @@ def test_bad_batch_vectors_are_named(compiled_zinc, zinc):
             model.predict(x, edge_index, batch)
 
 
-def test_fp32_build_matches_the_float_model(compiled_zinc, trained_zinc, zinc):
-    model = load(compiled_zinc("gin", "fp32"))
+@pytest.mark.parametrize("pooling", ["mean", "add"])
+def test_fp32_build_matches_the_float_model(compiled_zinc, trained_zinc, zinc, pooling):
+    model = load(compiled_zinc("gin", "fp32", pooling))
     batch = Batch.from_data_list(zinc.test[:100])
     out = model.predict(batch.x.numpy(), batch.edge_index.numpy(), batch.batch.numpy())
     with torch.no_grad():
-        float_model = load_checkpoint(trained_zinc("gin", "fp32")).model
+        float_model = load_checkpoint(trained_zinc("gin", "fp32", pooling)).model
         expected = float_model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
     np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=1e-4)
 

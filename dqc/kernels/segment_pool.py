@@ -1,7 +1,10 @@
-"""Mean of node rows per graph (``dqc.segment_mean``), graphs given by a CSR ``graph_ptr``.
+"""Mean or sum of node rows per graph (``dqc.segment_mean`` / ``dqc.segment_sum``), graphs
+given by a CSR ``graph_ptr``.
 
-``integer``: int32 zero-centred codes in, ``dqc.pooling.mean_fixed`` out (int64 sums).
-``floating``: float32 sums divided by the node count, for FP32 models. Empty graphs give 0.
+``integer``: int32 zero-centred codes in; the mean is ``dqc.pooling.mean_fixed`` (int64
+sums), the sum is exact (int64, cast to int32: the compiled node bound keeps it in range).
+``floating``: float32 sums (divided by the node count for the mean), for FP32 models. Empty
+graphs give 0.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from tvm.script import tirx as T
 from dqc.pooling import FRAC_BITS
 
 
-def integer(width: int):
+def integer(width: int, mean: bool):
     """``x [n, width]`` int32, ``graph_ptr [g + 1]`` -> int32 ``[g, width]``."""
 
     @T.prim_func(s_tir=True)
-    def dqc_segment_mean(var_x: T.handle, var_ptr: T.handle, var_out: T.handle):
+    def dqc_segment_pool(var_x: T.handle, var_ptr: T.handle, var_out: T.handle):
         T.func_attr({"tirx.noalias": True})
         n = T.int64()
         rows = T.int64()  # graphs + 1
@@ -35,21 +38,25 @@ def integer(width: int):
                         total[c] = total[c] + T.Cast("int64", x[k, c])
                 count = T.max(ptr[vg + 1] - ptr[vg], T.int64(1))
                 for c in range(width):
-                    out[vg, c] = T.Cast(
-                        "int32",
-                        T.floordiv(
-                            total[c] * T.int64(1 << (FRAC_BITS + 1)) + count, count * T.int64(2)
-                        ),
-                    )
+                    if mean:
+                        out[vg, c] = T.Cast(
+                            "int32",
+                            T.floordiv(
+                                total[c] * T.int64(1 << (FRAC_BITS + 1)) + count,
+                                count * T.int64(2),
+                            ),
+                        )
+                    else:
+                        out[vg, c] = T.Cast("int32", total[c])
 
-    return dqc_segment_mean
+    return dqc_segment_pool
 
 
-def floating(width: int):
+def floating(width: int, mean: bool):
     """``x [n, width]`` float32, ``graph_ptr [g + 1]`` -> float32 ``[g, width]``."""
 
     @T.prim_func(s_tir=True)
-    def dqc_segment_mean_float(var_x: T.handle, var_ptr: T.handle, var_out: T.handle):
+    def dqc_segment_pool_float(var_x: T.handle, var_ptr: T.handle, var_out: T.handle):
         T.func_attr({"tirx.noalias": True})
         n = T.int64()
         rows = T.int64()
@@ -69,6 +76,6 @@ def floating(width: int):
                         total[c] = total[c] + x[k, c]
                 count = T.Cast("float32", T.max(ptr[vg + 1] - ptr[vg], T.int64(1)))
                 for c in range(width):
-                    out[vg, c] = total[c] / count
+                    out[vg, c] = total[c] / count if mean else total[c]
 
-    return dqc_segment_mean_float
+    return dqc_segment_pool_float
