@@ -41,7 +41,7 @@ def test_reddit_binary_loads_with_normalized_degree(data_root):
 
 
 def test_unknown_dataset_and_fold_are_named():
-    with pytest.raises(ValueError, match="unknown dataset 'mnist'"):
-        load_graph_dataset("mnist")
+    with pytest.raises(ValueError, match="unknown dataset 'imdb-binary'"):
+        load_graph_dataset("imdb-binary")
     with pytest.raises(ValueError, match="fold must be in"):
         load_graph_dataset("zinc", fold=-1)
