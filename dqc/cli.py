@@ -69,12 +69,15 @@ def _train(args: argparse.Namespace) -> None:
         "dropout": args.dropout,
     }
     graph_level = args.dataset in GRAPH_DATASETS
-    if args.pooling and not graph_level:
-        raise ValueError(f"--pooling is for graph-level datasets, not {args.dataset}")
+    if (args.pooling or args.batch_norm is not None) and not graph_level:
+        raise ValueError(
+            f"--pooling and --batch-norm are for graph-level datasets, not {args.dataset}"
+        )
     if graph_level:
         from pathlib import Path
 
         settings["pooling"] = args.pooling
+        settings["batch_norm"] = args.batch_norm
         from dqc.graph_training import train_graph_model
 
         resume = Path(f"{args.output}.resume")
@@ -296,6 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dropout", type=float, help=f"dropout ({FROM_CONFIG})")
     train.add_argument(
         "--pooling", choices=("mean", "add"), help="graph-level readout pooling (default: mean)"
+    )
+    train.add_argument(
+        "--batch-norm",
+        action=argparse.BooleanOptionalAction,
+        help=f"GIN on graph-level data: BatchNorm folded into each MLP ({FROM_CONFIG})",
     )
     train.add_argument(
         "--fold", type=int, default=0, help="REDDIT-BINARY cross-validation fold (0-9)"

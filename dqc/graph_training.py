@@ -33,7 +33,7 @@ from dqc.schemes import get_scheme
 from dqc.training import TrainedModel, check_graph
 
 EVAL_BATCH = 512
-MODEL_KEYS = ("hidden_channels", "dropout", "heads", "num_layers", "pooling")
+MODEL_KEYS = ("hidden_channels", "dropout", "heads", "num_layers", "pooling", "batch_norm")
 
 
 def loss_fn(metric: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

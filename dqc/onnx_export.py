@@ -239,8 +239,10 @@ def export_onnx(
     """Write ``checkpoint`` as ONNX to ``output``; ``quantized=False`` exports its FP32 twin."""
     ckpt = load_checkpoint(checkpoint)
     config = ckpt.config
-    if config.task == "graph":
-        raise ValueError(f"{checkpoint}: ONNX export covers node-level models only")
+    if config.task == "graph" or config.batch_norm:
+        raise ValueError(
+            f"{checkpoint}: ONNX export covers node-level models without BatchNorm only"
+        )
     quantized = quantized and config.scheme != "fp32"
     frozen = freeze(ckpt.model, config.arch, quantized)
     nodes = torch.export.Dim("num_nodes", min=2)

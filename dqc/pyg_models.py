@@ -10,6 +10,8 @@ model becomes ``PyGGraphModel``: the same convolutions, ``global_mean_pool`` or
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 import torch_geometric.nn as pyg
@@ -71,14 +73,17 @@ def _gat(conv, prepared: bool) -> nn.Module:
 
 
 def _gin(conv, prepared: bool) -> nn.Module:
-    trained = [conv.lin] + [m.lin for m in conv.mlp if not isinstance(m, nn.ReLU)]
-    layers: list[nn.Module] = []
-    for i, linear in enumerate(trained):
-        layers += [nn.ReLU()] if i else []
-        layers.append(nn.Linear(linear.in_features, linear.out_features))
-    layer = pyg.GINConv(nn.Sequential(*layers), train_eps=True)  # (re-initializes its MLP)
-    for copy, linear in zip(layer.nn[::2], trained, strict=True):
-        copy.load_state_dict(linear.state_dict())
+    modules: list[nn.Module] = [_linear(conv.lin)]
+    for module in conv.mlp:
+        if isinstance(module, nn.ReLU):
+            modules.append(nn.ReLU())
+            continue
+        modules.append(_linear(module.lin))
+        if module.bn is not None:
+            modules.append(copy.deepcopy(module.bn))
+    trained = copy.deepcopy(nn.Sequential(*modules).state_dict())
+    layer = pyg.GINConv(nn.Sequential(*modules), train_eps=True)  # (re-initializes its MLP)
+    layer.nn.load_state_dict(trained)
     layer.eps.data.copy_(conv.eps.reshape(layer.eps.shape))
     return layer
 

@@ -126,9 +126,9 @@ class IntegerReference:
                 x_in = relu_to(h, qp_in)
             h = linear(
                 x_in,
-                self.weight(name, linear_layer.lin.weight),
+                self.weight(name, linear_layer.folded_weight),
                 self.qp(name, "feature"),
-                linear_layer.lin.bias.detach().numpy(),
+                linear_layer.folded_bias.detach().numpy(),
             )
         return h
 
@@ -187,9 +187,9 @@ class IntegerReference:
                 x_in = relu_to(out, qp_in)
             out = linear(
                 x_in,
-                self.weight(name, module.lin.weight),
+                self.weight(name, module.folded_weight),
                 self.qp(name, "feature"),
-                module.lin.bias.detach().numpy(),
+                module.folded_bias.detach().numpy(),
             )
         return requantize_to([(out.centered(), out.qp.scale)], self.qp(layer, "update"))
 

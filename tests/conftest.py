@@ -53,20 +53,21 @@ def zinc(data_root):
 @pytest.fixture(scope="session")
 def trained_zinc(zinc, tmp_path_factory):
     """Checkpoints of graph-level models trained for 2 epochs on ``zinc``, by (arch, scheme,
-    pooling)."""
+    pooling, batch_norm)."""
     from dqc.checkpoint import save_checkpoint
     from dqc.graph_training import train_graph_model
 
     root = tmp_path_factory.mktemp("zinc-checkpoints")
     cache = {}
 
-    def get(arch: str, scheme: str = "dq-int8", pooling: str = "mean") -> Path:
-        key = (arch, scheme, pooling)
+    def get(arch: str, scheme: str = "dq-int8", pooling: str = "mean", batch_norm=False) -> Path:
+        key = (arch, scheme, pooling, batch_norm)
         if key not in cache:
+            model = {"pooling": pooling, "batch_norm": batch_norm}
             trained = train_graph_model(
-                "zinc", arch, scheme, splits=zinc, epochs=2, progress=False, pooling=pooling
+                "zinc", arch, scheme, splits=zinc, epochs=2, progress=False, **model
             )
-            path = root / f"{arch}-{scheme}-{pooling}.pt"
+            path = root / f"{arch}-{scheme}-{pooling}{'-bn' * batch_norm}.pt"
             save_checkpoint(
                 path, trained.model, trained.config, "zinc", trained.training, trained.metrics
             )

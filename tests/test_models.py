@@ -80,3 +80,25 @@ def test_empty_edge_set_and_isolated_nodes(arch):
     model.eval()
     out = model(GRAPH.x[:10], torch.zeros(2, 0, dtype=torch.long))
     assert out.shape == (10, 5) and torch.isfinite(out).all()
+
+
+def test_folded_batch_norm_trains_and_deploys_like_batch_norm():
+    from dqc.models.quant_linear import QuantLinear
+    from dqc.schemes import get_scheme
+
+    torch.manual_seed(0)
+    folded = QuantLinear(6, 4, get_scheme("fp32"), batch_norm=True)
+    plain = torch.nn.Sequential(torch.nn.Linear(6, 4), torch.nn.BatchNorm1d(4))
+    plain[0].load_state_dict(folded.lin.state_dict())
+    with torch.no_grad():
+        folded.bn.weight.uniform_(0.5, 2.0)
+        folded.bn.bias.uniform_(-1.0, 1.0)
+    plain[1].load_state_dict(folded.bn.state_dict())
+    for _ in range(3):
+        x = torch.randn(32, 6) * 3 + 1
+        torch.testing.assert_close(folded(x), plain(x), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(folded.bn.running_var, plain[1].running_var)
+    torch.testing.assert_close(folded.bn.running_mean, plain[1].running_mean)
+    folded.eval(), plain.eval()
+    x = torch.randn(8, 6)
+    torch.testing.assert_close(folded(x), plain(x), rtol=1e-5, atol=1e-5)

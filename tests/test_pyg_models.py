@@ -29,13 +29,19 @@ def test_node_model_twin(arch, prepared):
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "add"])
-@pytest.mark.parametrize("arch", ARCHS)
-def test_graph_model_twin(arch, pooling):
+@pytest.mark.parametrize(
+    ("arch", "pooling", "batch_norm"),
+    [(arch, "mean", False) for arch in ARCHS] + [("gin", "add", False), ("gin", "mean", True)],
+)
+def test_graph_model_twin(arch, pooling, batch_norm):
     batch = Batch.from_data_list(_graphs(4))
     torch.manual_seed(0)
-    config = ModelConfig(arch, "fp32", 8, 16, 1, 0.0, 2, 3, "graph", pooling)
-    model = build_model(config).eval()
+    config = ModelConfig(arch, "fp32", 8, 16, 1, 0.0, 2, 3, "graph", pooling, batch_norm)
+    model = build_model(config)
+    with torch.no_grad():  # training-mode passes move BatchNorm's running statistics
+        for _ in range(3):
+            model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
+    model.eval()
     with torch.no_grad():
         expected = model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
         got = to_pyg(model, arch)(batch.x, batch.edge_index, batch.batch)

@@ -133,8 +133,9 @@ class FrozenQuantLinear(_Frozen):
     def __init__(self, model: nn.Module, layer: str, quantized: bool):
         super().__init__(model, layer, quantized)
         linear = model.get_submodule(layer)
-        self.freeze_weight(linear, "lin_weight", "lin.weight")
-        self.keep(linear, "bias", "lin.bias")
+        folded = linear.bn is not None  # BatchNorm's running statistics folded in
+        self.freeze_weight(linear, "lin_weight", "folded_weight" if folded else "lin.weight")
+        self.keep(linear, "bias", "folded_bias" if folded else "lin.bias")
 
     def forward(self, x):
         x = self.fq(x, "input")

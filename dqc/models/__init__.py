@@ -35,6 +35,7 @@ class ModelConfig:
     num_layers: int = 2
     task: str = "node"
     pooling: str = "mean"  # graph-level models: "mean" or "add"
+    batch_norm: bool = False  # GIN: BatchNorm after each MLP, folded into its last linear
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -49,8 +50,9 @@ class ModelConfig:
         if not required <= data.keys() <= known.keys():
             raise ValueError(f"model config keys {sorted(data)} != expected {sorted(known)}")
         for name, value in data.items():
-            expected = {"str": str, "int": int, "float": (int, float)}[known[name].type]
-            if not isinstance(value, expected) or isinstance(value, bool):
+            kind = known[name].type
+            expected = {"str": str, "int": int, "float": (int, float), "bool": bool}[kind]
+            if not isinstance(value, expected) or (kind != "bool" and isinstance(value, bool)):
                 raise ValueError(f"model config {name!r} has a bad value {value!r}")
         return cls(**data)
 
@@ -62,15 +64,19 @@ def build_model(config: ModelConfig) -> nn.Module:
         raise ValueError(f"unknown task {config.task!r}; choose from {', '.join(TASKS)}")
     if config.num_layers < 1:
         raise ValueError(f"num_layers must be at least 1, got {config.num_layers}")
+    if config.batch_norm and config.arch != "gin":
+        raise ValueError(f"batch_norm is a GIN option, not one of {config.arch}")
     graph_level = config.task == "graph"
     hidden = [config.hidden_channels] * (config.num_layers - (0 if graph_level else 1))
     channels = [config.in_channels, *hidden] + ([] if graph_level else [config.out_channels])
+    # graph-level models drop out in the readout only, as the authors' REDDIT-BINARY GIN
+    dropout = 0.0 if graph_level else config.dropout
     if config.arch == "gcn":
-        body = GCN(channels, scheme, dropout=config.dropout)
+        body = GCN(channels, scheme, dropout=dropout)
     elif config.arch == "gat":
-        body = GAT(channels, scheme, config.heads, config.dropout, not graph_level)
+        body = GAT(channels, scheme, config.heads, dropout, not graph_level)
     elif config.arch == "gin":
-        body = GIN(channels, scheme, dropout=config.dropout)
+        body = GIN(channels, scheme, dropout=dropout, batch_norm=config.batch_norm)
     else:
         raise ValueError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}")
     if not graph_level:

@@ -8,7 +8,10 @@ sparsity of bag-of-words features that collapses percentile ranges to 0 at INT4.
 
 Per layer: input -> weight -> feature (X·W) -> message (feature_j) -> aggregate (sum)
 -> ``(1 + eps) feature + aggregate + bias`` in float -> [ReLU -> ``QuantLinear``]* (not
-mask-aware) -> update. Self-loops are removed first.
+mask-aware) -> update. Self-loops are removed first. ``batch_norm=True`` puts a BatchNorm
+after the MLP's last linear, folded into it (``QuantLinear``), as Benchmarking-GNNs' and the
+authors' GINs normalize every layer (the authors after the last ReLU; here before it, where
+it folds into integer weights).
 """
 
 from __future__ import annotations
@@ -27,14 +30,23 @@ from dqc.schemes import Scheme
 
 
 class GINConv(QuantMessagePassing):
-    def __init__(self, channels: list[int], scheme: Scheme, dropout=0.0, input_kind="relu"):
+    def __init__(
+        self,
+        channels: list[int],
+        scheme: Scheme,
+        dropout=0.0,
+        input_kind="relu",
+        batch_norm: bool = False,
+    ):
         super().__init__()
         self.dropout = dropout
         self.eps = nn.Parameter(torch.zeros(1))
         self.lin = nn.Linear(channels[0], channels[1])
         layers: list[nn.Module] = []
-        for c_in, c_out in itertools.pairwise(channels[1:]):
-            layers += [nn.ReLU(), QuantLinear(c_in, c_out, scheme)]
+        widths = list(itertools.pairwise(channels[1:]))
+        for i, (c_in, c_out) in enumerate(widths):
+            last = i == len(widths) - 1
+            layers += [nn.ReLU(), QuantLinear(c_in, c_out, scheme, batch_norm=batch_norm and last)]
         self.mlp = nn.Sequential(*layers)
         roles = ("input", "weight", "feature", "message", "aggregate", "update")
         self.quant = QuantPoints(scheme, roles, input_kind)
@@ -54,10 +66,10 @@ class GIN(NodeClassifier):
     """GIN layers with two-layer MLPs: layer ``i`` maps ``channels[i]`` to ``channels[i + 1]``
     through a hidden width of ``channels[1]``."""
 
-    def __init__(self, channels: list[int], scheme, dropout=0.5):
+    def __init__(self, channels: list[int], scheme, dropout=0.5, batch_norm: bool = False):
         super().__init__()
         for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
-            conv = GINConv([c_in, channels[1], c_out], scheme, dropout, input_kind(i))
+            conv = GINConv([c_in, channels[1], c_out], scheme, dropout, input_kind(i), batch_norm)
             self.convs.append(conv)
 
     def graph_inputs(self, edge_index, num_nodes):

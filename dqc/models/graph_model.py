@@ -8,9 +8,10 @@ summed, ``pooling="add"``) per graph in float, then two ``QuantLinear`` layers (
 dropout between) read out, as in the authors' REDDIT-BINARY GIN. Protection masks reach the
 convolutions only; the readout is not mask-aware (its rows are graphs, not nodes).
 
-There is no BatchNorm: in eval it is a per-channel float affine between two per-tensor
-quantizers, which has no per-tensor integer form, so the compiled program could not run it
-in integers.
+Dropout acts in the readout only (the convolutions get none). BatchNorm, where a config
+asks for it (GIN's ``batch_norm``), sits right after a linear and is folded into it
+(``QuantLinear``): a BatchNorm between two per-tensor quantizers would be a per-channel float
+affine, which the integer program has no form for.
 """
 
 from __future__ import annotations

@@ -18,11 +18,11 @@ from dqc.runtime import load
 def compiled_zinc(trained_zinc, tmp_path_factory):
     cache = {}
 
-    def get(arch: str, scheme: str = "dq-int8", pooling: str = "mean"):
-        key = (arch, scheme, pooling)
+    def get(arch: str, scheme: str = "dq-int8", pooling: str = "mean", batch_norm=False):
+        key = (arch, scheme, pooling, batch_norm)
         if key not in cache:
             out = tmp_path_factory.mktemp(f"zinc-{arch}-{scheme}-{pooling}")
-            compile_checkpoint(trained_zinc(arch, scheme, pooling), out)
+            compile_checkpoint(trained_zinc(*key), out)
             cache[key] = out
         return cache[key]
 
@@ -41,25 +41,27 @@ def test_mean_fixed_is_the_rounded_mean():
 
 
 @pytest.mark.parametrize(
-    ("arch", "scheme", "pooling"),
+    ("arch", "scheme", "pooling", "batch_norm"),
     [
-        ("gcn", "dq-int8", "mean"),
-        ("gin", "dq-int4", "mean"),
-        ("gat", "dq-int8", "mean"),
-        ("gin", "dq-int8", "add"),
+        ("gcn", "dq-int8", "mean", False),
+        ("gin", "dq-int4", "mean", False),
+        ("gat", "dq-int8", "mean", False),
+        ("gin", "dq-int8", "add", False),
+        ("gin", "dq-int8", "mean", True),
     ],
 )
 def test_batches_match_reference_and_fake_quant(
-    compiled_zinc, trained_zinc, zinc, arch, scheme, pooling
+    compiled_zinc, trained_zinc, zinc, arch, scheme, pooling, batch_norm
 ):
-    model = load(compiled_zinc(arch, scheme, pooling))
+    key = (arch, scheme, pooling, batch_norm)
+    model = load(compiled_zinc(*key))
     batch = Batch.from_data_list(zinc.test[:200])
     inputs = (batch.x.numpy(), batch.edge_index.numpy(), batch.batch.numpy())
     out = model.predict(*inputs)
     assert out.shape == (200, 1)
-    reference = IntegerReference(trained_zinc(arch, scheme, pooling)).predict(*inputs)
+    reference = IntegerReference(trained_zinc(*key)).predict(*inputs)
     np.testing.assert_array_equal(out, reference)
-    fake_quant = load_checkpoint(trained_zinc(arch, scheme, pooling)).model
+    fake_quant = load_checkpoint(trained_zinc(*key)).model
     assert fake_quant.pooling == pooling
     with torch.no_grad():
         expected = fake_quant(batch.x, batch.edge_index, batch.batch, batch.num_graphs).numpy()
@@ -95,13 +97,14 @@ def test_bad_batch_vectors_are_named(compiled_zinc, zinc):
             model.predict(x, edge_index, batch)
 
 
-@pytest.mark.parametrize("pooling", ["mean", "add"])
-def test_fp32_build_matches_the_float_model(compiled_zinc, trained_zinc, zinc, pooling):
-    model = load(compiled_zinc("gin", "fp32", pooling))
+@pytest.mark.parametrize(("pooling", "batch_norm"), [("mean", False), ("add", True)])
+def test_fp32_build_matches_the_float_model(compiled_zinc, trained_zinc, zinc, pooling, batch_norm):
+    key = ("gin", "fp32", pooling, batch_norm)
+    model = load(compiled_zinc(*key))
     batch = Batch.from_data_list(zinc.test[:100])
     out = model.predict(batch.x.numpy(), batch.edge_index.numpy(), batch.batch.numpy())
     with torch.no_grad():
-        float_model = load_checkpoint(trained_zinc("gin", "fp32", pooling)).model
+        float_model = load_checkpoint(trained_zinc(*key)).model
         expected = float_model(batch.x, batch.edge_index, batch.batch, batch.num_graphs)
     np.testing.assert_allclose(out, expected.numpy(), rtol=1e-4, atol=1e-4)
 
