@@ -18,7 +18,6 @@ Writes the graph-level rows of ``results/accuracy.json`` (same row format as the
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import platform
 import statistics
@@ -51,7 +50,7 @@ PAPER = {
 def settings(dataset: str, arch: str, scheme: str) -> dict:
     return {
         **model_defaults(arch, dataset),
-        **dataclasses.asdict(train_defaults(dataset, arch, scheme)),
+        **train_defaults(dataset, arch, scheme).record(graph_level=True),
     }
 
 

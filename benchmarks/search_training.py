@@ -1,9 +1,11 @@
-"""Search learning rate, weight decay and dropout for the cells named on the command line.
+"""Search learning rate, weight decay, dropout and the weight range tracker for the cells
+named on the command line.
 
 ``search_hparams.py`` picks Degree-Quant's protection range with the usual Planetoid optimiser
 settings. For the cells where that is not enough, this script searches the optimiser too: by
 default learning rate x {0.5, 1, 2} of the packaged default and weight decay in
-{1e-4, 5e-4, 2e-3} (``--dropouts`` adds a dropout axis), with the cell's packaged
+{1e-4, 5e-4, 2e-3} (``--dropouts`` adds a dropout axis, ``--weight-ranges scheme minmax``
+one for the weights' range tracker), with the cell's packaged
 (p_min, p_max). Three seeds each (100-102, disjoint from the evaluation
 seeds 0-9), chosen by mean *validation* accuracy; test accuracy is never looked at. Writes
 ``results/training_search.{json,md}``; winners go into ``dqc/defaults.toml`` by hand.
@@ -33,10 +35,16 @@ SEEDS = (100, 101, 102)
 def grid_for(dataset: str, arch: str, scheme: str, args) -> list[dict]:
     base_lr = train_defaults(dataset, arch, scheme).lr
     dropouts = args.dropouts or [model_defaults(arch)["dropout"]]
+    axes = (args.lr_factors, args.weight_decays, dropouts, args.weight_ranges)
     return [
-        {"lr": round(base_lr * f, 6), "weight_decay": wd, "dropout": p}
-        for f, wd, p in itertools.product(args.lr_factors, args.weight_decays, dropouts)
+        {"lr": round(base_lr * f, 6), "weight_decay": wd, "dropout": p, "weight_range": w}
+        for f, wd, p, w in itertools.product(*axes)
     ]
+
+
+def overrides(point: dict) -> dict:
+    """The settings a grid point changes (the scheme's own weight range is the default)."""
+    return {k: v for k, v in point.items() if (k, v) != ("weight_range", "scheme")}
 
 
 def main() -> None:
@@ -47,13 +55,16 @@ def main() -> None:
     parser.add_argument("--lr-factors", type=float, nargs="+", default=LR_FACTORS)
     parser.add_argument("--weight-decays", type=float, nargs="+", default=WEIGHT_DECAYS)
     parser.add_argument("--dropouts", type=float, nargs="+", help="default: the model's")
+    parser.add_argument(
+        "--weight-ranges", nargs="+", default=["scheme"], choices=("scheme", "minmax")
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--data-root")
     args = parser.parse_args()
 
     cells = [tuple(cell.split("/")) for cell in args.cells]
     jobs = [
-        Job(*cell, seed, point)
+        Job(*cell, seed, overrides(point))
         for cell in cells
         for point, seed in itertools.product(grid_for(*cell, args), SEEDS)
     ]
@@ -61,6 +72,9 @@ def main() -> None:
 
     path = RESULTS / "training_search.json"
     table = {r["cell"]: r["grid"] for r in json.loads(path.read_text())} if path.exists() else {}
+    for grid in table.values():  # points searched before the weight-range axis existed
+        for score in grid:
+            score.setdefault("weight_range", "scheme")
     for cell in cells:
         scores = table.setdefault("/".join(cell), [])
         for point in grid_for(*cell, args):
@@ -68,7 +82,7 @@ def main() -> None:
                 r["val_acc"]
                 for r in rows
                 if (r["dataset"], r["arch"], r["scheme"]) == cell
-                and all(r["settings"][k] == v for k, v in point.items())
+                and all(r["settings"].get(k, "scheme") == v for k, v in point.items())
             ]
             scores[:] = [s for s in scores if {**s, "val_acc": None} != {**point, "val_acc": None}]
             scores.append({**point, "val_acc": statistics.mean(vals)})
@@ -85,17 +99,20 @@ def write_markdown(table: list[dict]) -> None:
         "# Optimiser search for the cells that missed their target",
         "",
         f"Mean validation accuracy (%) over seeds {', '.join(map(str, SEEDS))} for each",
-        "(learning rate, weight decay, dropout); the best is in bold and is the default in",
-        "`dqc/defaults.toml`. Regenerate with `python benchmarks/search_training.py`.",
+        "(learning rate, weight decay, dropout, weight range tracker); the best is in bold and",
+        "is the default in `dqc/defaults.toml`. Regenerate with",
+        "`python benchmarks/search_training.py`.",
         "",
-        "| cell | lr | weight decay | dropout | val acc |",
-        "|---|---|---|---|---|",
+        "| cell | lr | weight decay | dropout | weight range | val acc |",
+        "|---|---|---|---|---|---|",
     ]
     for row in table:
         for score in row["grid"]:
             text = f"{score['val_acc']:.2f}"
             text = f"**{text}**" if score == row["best"] else text
-            point = f"{score['lr']} | {score['weight_decay']} | {score.get('dropout', '–')}"
+            point = " | ".join(
+                str(score.get(k, "–")) for k in ("lr", "weight_decay", "dropout", "weight_range")
+            )
             lines.append(f"| {row['cell']} | {point} | {text} |")
     (RESULTS / "training_search.md").write_text("\n".join(lines) + "\n")
 

@@ -35,7 +35,15 @@ import tvm  # noqa: E402
 from tvm.sym.analyzer import Analyzer  # noqa: E402  (was tvm.arith.Analyzer)
 
 Constant = tvm.ir.GenericConst
-__all__ = ["Analyzer", "Constant", "constant_value", "is_constant", "make_target", "tensor"]
+__all__ = [
+    "Analyzer",
+    "Constant",
+    "aligned",
+    "constant_value",
+    "is_constant",
+    "make_target",
+    "tensor",
+]
 
 
 def is_constant(expr) -> bool:
@@ -50,8 +58,13 @@ def constant_value(expr) -> np.ndarray:
 ALIGNMENT = 64  # bytes: what TVM's kernels assume of every tensor they are given
 
 
+def aligned(array: np.ndarray) -> np.ndarray:
+    """``array`` in memory that starts on an ``ALIGNMENT``-byte boundary, as torch allocates
+    tensors (a copy when it does not already): what TVM takes without copying."""
+    return array if array.ctypes.data % ALIGNMENT == 0 else _aligned_copy(array)
+
+
 def _aligned_copy(array: np.ndarray) -> np.ndarray:
-    """A copy of ``array`` whose data starts on an ``ALIGNMENT``-byte boundary."""
     raw = np.empty(array.nbytes + ALIGNMENT, np.uint8)
     start = -raw.ctypes.data % ALIGNMENT
     out = raw[start : start + array.nbytes].view(array.dtype).reshape(array.shape)

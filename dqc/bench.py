@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch_geometric.utils import add_remaining_self_loops
 
+from dqc._tvm import aligned
 from dqc.checkpoint import load_checkpoint, save_checkpoint
 from dqc.compiler import compile_checkpoint, file_sha256
 from dqc.datasets import cache_dir, load_node_dataset
@@ -130,12 +131,19 @@ def precision_twin(path: Path, bits: int) -> Path:
 
 @dataclass
 class Workload:
-    """A checkpoint and the graph it is timed on (``batch``: graph-level workloads)."""
+    """A checkpoint and the graph it is timed on (``batch``: graph-level workloads).
+
+    The arrays sit in 64-byte-aligned memory, as in the torch tensors of a PyG ``Data``:
+    every column (PyG through ``torch.from_numpy``) reads the same memory, and none pays
+    for a copy that real inputs would not need."""
 
     checkpoint: Path
     x: np.ndarray
     edge_index: np.ndarray
     batch: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.x, self.edge_index = aligned(self.x), aligned(self.edge_index)
 
     @property
     def inputs(self) -> tuple:

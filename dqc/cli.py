@@ -65,6 +65,7 @@ def _train(args: argparse.Namespace) -> None:
         "weight_decay": args.weight_decay,
         "p_min": args.p_min,
         "p_max": args.p_max,
+        "weight_range": args.weight_range,
         "hidden_channels": args.hidden_channels,
         "dropout": args.dropout,
     }
@@ -295,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--weight-decay", type=float, help=f"weight decay ({FROM_CONFIG})")
     train.add_argument("--p-min", type=float, help=f"DQ lowest protection ({FROM_CONFIG})")
     train.add_argument("--p-max", type=float, help=f"DQ highest protection ({FROM_CONFIG})")
+    train.add_argument(
+        "--weight-range",
+        choices=("scheme", "minmax"),
+        help=f"weight range tracker: the scheme's, or true min/max ({FROM_CONFIG})",
+    )
     train.add_argument("--hidden-channels", type=int, help=f"hidden width ({FROM_CONFIG})")
     train.add_argument("--dropout", type=float, help=f"dropout ({FROM_CONFIG})")
     train.add_argument(

@@ -29,6 +29,7 @@ from dqc.degree_quant import probability_from_cdf, sample_protect_mask
 from dqc.graph_datasets import GraphSplits, load_graph_dataset
 from dqc.hparams import TrainSettings, model_defaults, train_defaults
 from dqc.models import ModelConfig, build_model
+from dqc.models.quant_points import track_weights
 from dqc.schemes import get_scheme
 from dqc.training import TrainedModel, check_graph
 
@@ -91,6 +92,7 @@ def fit_graphs(
     for graph in splits.train[:1]:
         check_graph(graph)
     metric = splits.metric
+    track_weights(model, settings.weight_range)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )

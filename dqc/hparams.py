@@ -9,10 +9,14 @@ superpixel graphs start from ZINC's Benchmarking-GNNs settings).
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+
+
+MINIBATCH_FIELDS = ("batch_size", "lr_halving_epochs", "plateau_patience")  # graph-level only
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,21 @@ class TrainSettings:
     batch_size: int = 128
     lr_halving_epochs: int = 0  # halve the learning rate every this many epochs
     plateau_patience: int = 0  # halve it after this many epochs without a better val loss
+    # range tracker of the weight quantizers: "scheme" (the scheme's, as for activations; the
+    # authors' choice) or "minmax", which never clips a weight (``quant_points.track_weights``)
+    weight_range: str = "scheme"
+
+    def record(self, graph_level: bool) -> dict:
+        """The settings as a dict for result-cache keys. Fields added after results were
+        cached stay out at their defaults, so those results keep their keys: node-level
+        records have no minibatch fields, and ``weight_range`` appears only when set."""
+        record = dataclasses.asdict(self)
+        if not graph_level:
+            for name in MINIBATCH_FIELDS:
+                del record[name]
+        if record["weight_range"] == "scheme":
+            del record["weight_range"]
+        return record
 
 
 @cache

@@ -39,6 +39,7 @@ def lower_passes(self_loops: str) -> list:
         LowerMessagePassing(),
         relax.transform.FoldConstant(),  # e.g. transposed weights, for the VNNI matmul
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
+        relax.transform.EliminateCommonSubexpr(),  # e.g. layers quantizing the same norm alike
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         PackInt4Weights(),  # after the last FoldConstant, which would undo it

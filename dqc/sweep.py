@@ -8,7 +8,6 @@ one two-thread process, and oversubscribing cores stalls torch's thread pool.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import multiprocessing as mp
 import os
@@ -34,7 +33,7 @@ class Job:
         """Every setting the run will use: packaged defaults with the overrides applied."""
         merged = {
             **model_defaults(self.arch),
-            **dataclasses.asdict(train_defaults(self.dataset, self.arch, self.scheme)),
+            **train_defaults(self.dataset, self.arch, self.scheme).record(graph_level=False),
         }
         return {**merged, **self.overrides}
 

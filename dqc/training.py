@@ -23,6 +23,7 @@ from dqc.datasets import load_node_dataset
 from dqc.degree_quant import protection_probability, sample_protect_mask
 from dqc.hparams import TrainSettings, model_defaults, train_defaults
 from dqc.models import ModelConfig, build_model
+from dqc.models.quant_points import track_weights
 from dqc.schemes import get_scheme
 
 
@@ -76,6 +77,7 @@ def fit(
     check_graph(data)
     if settings.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {settings.epochs}")
+    track_weights(model, settings.weight_range)
     optimizer = torch.optim.Adam(
         model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay
     )

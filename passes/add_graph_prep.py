@@ -52,14 +52,14 @@ class AddGraphPrep:
         with bb.function("prepare", [x, edge_index]):
             csr = bb.emit(relax.call_tir(kernel, [edge_index], outputs))
             src, dst, indptr = (bb.emit(relax.TupleGetItem(csr, i)) for i in range(3))
-            # The kernel's outputs have room for E + N edges; cut them to the edges it wrote
-            # (a data-dependent size, bound at run time), so no op ever sees padding.
+            # The kernel's outputs have room for E + N edges; view them as the edges it wrote
+            # (a data-dependent size, bound at run time; no copy), so no op sees padding.
             total = bb.emit(relax.op.strided_slice(indptr, [0], [n], [n + 1]))
             shape = bb.emit(relax.op.tensor_to_shape(total))
             m = tirx.Var("prepared_edges", "int64")
             bb.match_cast(shape, relax.ShapeType([m]))
 
-            src, dst = (bb.emit(relax.op.strided_slice(t, [0], [0], [m])) for t in (src, dst))
+            src, dst = (bb.emit(relax.op.memory.view(t, relax.ShapeExpr([m]))) for t in (src, dst))
             bb.emit_func_output(relax.Tuple([src, dst, indptr]))
 
         prepare = bb.get().get_global_var("prepare")

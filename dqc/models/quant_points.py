@@ -58,3 +58,23 @@ def quantization_points(model: nn.Module) -> dict[tuple[str, str], Quantizer]:
                 if isinstance(quantizer, Quantizer):
                     points[(layer, role)] = quantizer
     return points
+
+
+WEIGHT_ROLES = ("weight", "attention")  # points that quantize parameters, not activations
+
+
+def track_weights(model: nn.Module, weight_range: str) -> None:
+    """Give every weight quantizer of ``model`` the range tracker ``weight_range``:
+    ``"scheme"`` keeps the scheme's; ``"minmax"`` tracks the true extremes.
+
+    Degree-Quant tracks weights with percentiles like activations, which clips the largest
+    weights of a layer; with the clipped gradient those weights then get no gradient but
+    weight decay, so training holds them at the clip. Weights have no degree-driven outliers
+    to cut, and a min/max range keeps every one of them (a per-cell training setting)."""
+    if weight_range == "scheme":
+        return
+    if weight_range != "minmax":
+        raise ValueError(f"weight_range must be 'scheme' or 'minmax', got {weight_range!r}")
+    for (_, role), quantizer in quantization_points(model).items():
+        if role in WEIGHT_ROLES:
+            quantizer.tracker = "minmax"
