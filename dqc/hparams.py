@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
-
 MINIBATCH_FIELDS = ("batch_size", "lr_halving_epochs", "plateau_patience")  # graph-level only
 
 
