@@ -112,3 +112,33 @@ def requantize_product(
     w = a * m if shift == t else (a * m + (1 << (shift - t - 1))) >> (shift - t)
     r = (w.astype(np.int32) * b.astype(np.int32) + np.int32(1 << (t - 1))) >> t
     return np.clip(r + zero_point, qmin, qmax).astype(np.int32)
+
+
+def clamp_free_codes(
+    fixed: FixedPoint,
+    zero_point: int,
+    qmin: int,
+    qmax: int,
+    a_range: tuple[int, int],
+    b_range: tuple[int, int],
+) -> tuple[int, int] | None:
+    """The interval of codes ``a`` (within ``a_range``, around 0) whose ``requantize_product``
+    with any ``b`` in ``b_range`` never reaches the clamp, or ``None``. Kernels skip the
+    clamp on edges whose code lies in it; the result is the same."""
+    (m,), shift = fixed.multipliers, fixed.shift
+    t = product_shift(fixed)
+    a = np.arange(a_range[0], a_range[1] + 1, dtype=np.int64)
+    w = a * m if shift == t else (a * m + (1 << (shift - t - 1))) >> (shift - t)
+    # r = round(w * b / 2^T) is monotone in b, so its extremes are at b_range's ends.
+    ends = [(w * b + (1 << (t - 1))) >> t for b in b_range]
+    low, high = np.minimum(*ends) + zero_point, np.maximum(*ends) + zero_point
+    free = (low >= qmin) & (high <= qmax)
+    zero = -a_range[0]
+    if not 0 <= zero < a.size or not free[zero]:
+        return None
+    first, last = zero, zero
+    while first > 0 and free[first - 1]:
+        first -= 1
+    while last + 1 < a.size and free[last + 1]:
+        last += 1
+    return int(a[first]), int(a[last])

@@ -91,14 +91,15 @@ def check_inputs(
         raise ValueError(
             f"edge_index has {edge_index.shape[1]} edges, over the compiled bound of {max_edges}"
         )
-    if edge_index.size:
+    # One pass: read as unsigned, a negative id is larger than any node count.
+    unsigned = np.uint64 if edge_index.dtype == np.int64 else np.uint32
+    if edge_index.size and int(edge_index.view(unsigned).max()) >= num_nodes:
         low, high = int(edge_index.min()), int(edge_index.max())
         if low < 0:
             raise ValueError(f"edge_index has a negative node id ({low})")
-        if high >= num_nodes:
-            raise ValueError(f"edge_index refers to node {high}, but x has only {num_nodes} nodes")
-        if max_in_degree is not None:
-            _check_in_degree(edge_index, num_nodes, max_in_degree)
+        raise ValueError(f"edge_index refers to node {high}, but x has only {num_nodes} nodes")
+    if edge_index.size and max_in_degree is not None:
+        _check_in_degree(edge_index, num_nodes, max_in_degree)
     return np.ascontiguousarray(x), edge_index.astype(np.int64, copy=False)
 
 

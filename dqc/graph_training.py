@@ -101,7 +101,7 @@ def fit_graphs(
     resume_path = Path(resume_path) if resume_path else None
     if resume_path is not None and resume_path.is_file():
         saved = torch.load(resume_path, weights_only=True)
-        if saved["settings"] != dataclasses.asdict(settings):
+        if saved["settings"] != settings.record(graph_level=True):
             raise ValueError(
                 f"{resume_path} is from a run with other settings ({saved['settings']}); "
                 "delete it to start over"
@@ -159,7 +159,7 @@ def fit_graphs(
 
 def _save_resume(path: Path, settings, model, optimizer, schedulers, state: dict) -> None:
     payload = {
-        "settings": dataclasses.asdict(settings),
+        "settings": settings.record(graph_level=True),
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "schedulers": [s.state_dict() for s in schedulers],

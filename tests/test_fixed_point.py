@@ -7,6 +7,7 @@ from dqc.fixed_point import (
     CODE_BOUND,
     MULTIPLIER_BITS,
     FixedPoint,
+    clamp_free_codes,
     product_shift,
     requantize,
     requantize_product,
@@ -78,3 +79,23 @@ def test_product_requantize_zero_point_and_clamp():
     a, b = np.array([3, 3, -3, 100]), np.array([1, 5, 1, 100])
     out = requantize_product(a, b, fixed, zero_point=10, qmin=0, qmax=255)
     assert out.tolist() == [12, 18, 9, 255]  # 1.5 -> 2, 7.5 -> 8, -1.5 -> -1, clamp
+
+
+@pytest.mark.parametrize("multiplier", [0.0004, 0.013, 0.37])
+def test_clamp_free_codes_never_clamp_and_are_the_widest(multiplier):
+    fixed, zero_point, qmin, qmax = FixedPoint.from_reals([multiplier]), 3, -128, 127
+    a_range, b_range = (-120, 135), (-133, 122)
+    low, high = clamp_free_codes(fixed, zero_point, qmin, qmax, a_range, b_range)
+    a = np.arange(a_range[0], a_range[1] + 1)[:, None]
+    b = np.arange(b_range[0], b_range[1] + 1)[None, :]
+    unclamped = requantize_product(a, b, fixed, zero_point, -(2**31), 2**31 - 1)
+    reaches = ((unclamped < qmin) | (unclamped > qmax)).any(axis=1)
+    inside = (a[:, 0] >= low) & (a[:, 0] <= high)
+    assert not reaches[inside].any()
+    assert low == a_range[0] or reaches[a[:, 0] == low - 1].all()
+    assert high == a_range[1] or reaches[a[:, 0] == high + 1].all()
+
+
+def test_clamp_free_codes_none_when_zero_is_clamped():
+    fixed = FixedPoint.from_reals([0.5])
+    assert clamp_free_codes(fixed, 200, 0, 127, (-10, 10), (-10, 10)) is None

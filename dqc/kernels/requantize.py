@@ -78,11 +78,13 @@ def requantize_product_value(
     qmax: int,
     dtype: str,
     b_zero: int = 0,
+    clamp: bool = True,
 ) -> tirx.PrimExpr:
     """``dqc.fixed_point.requantize_product`` of int32 codes ``a`` (per edge) and
     ``b - b_zero``. The zero point goes into the per-edge rounding term, ``w * b + (half -
     w * b_zero)``: one instruction less per feature, and the same int32 sum (wrapping
-    intermediates cancel)."""
+    intermediates cancel). ``clamp=False`` leaves out the clamp, for codes ``a`` that
+    ``dqc.fixed_point.clamp_free_codes`` shows never reach it."""
     (m,), shift = fixed.multipliers, fixed.shift
     t = product_shift(fixed)
     w = tirx.Cast("int64", a) * _i64(m)
@@ -90,5 +92,7 @@ def requantize_product_value(
         w = tirx.shift_right(w + _i64(1 << (shift - t - 1)), _i64(shift - t))
     w = tirx.Cast("int32", w)
     offset = _i32(1 << (t - 1)) - w * _i32(b_zero) if b_zero else _i32(1 << (t - 1))
-    r = tirx.shift_right(w * b + offset, _i32(t))
-    return tirx.Cast(dtype, tirx.max(tirx.min(r + _i32(zero_point), _i32(qmax)), _i32(qmin)))
+    r = tirx.shift_right(w * b + offset, _i32(t)) + _i32(zero_point)
+    if clamp:
+        r = tirx.max(tirx.min(r, _i32(qmax)), _i32(qmin))
+    return tirx.Cast(dtype, r)

@@ -20,7 +20,7 @@ from tvm import tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
 
-from dqc.fixed_point import FixedPoint
+from dqc.fixed_point import FixedPoint, clamp_free_codes
 from dqc.kernels.pack_int4 import packed_width, unpack_value
 from dqc.kernels.requantize import requantize_product_value, requantize_value
 
@@ -73,13 +73,53 @@ def _broadcast(index: tuple, shape: tuple[int, ...], child: tuple[int, ...]) -> 
     )
 
 
+def _code_range(node: Node) -> tuple[int, int] | None:
+    """The values ``node`` can take if it is an 8-bit code (``cast(leaf) [- zero point]``)."""
+    zero = 0
+    if node.op == "subtract" and node.children[1].op == "const":
+        node, zero = node.children[0], int(node.children[1].value)
+    if node.op != "cast":
+        return None
+    leaf = node.children[0]
+    if leaf.op == "expand":
+        leaf = leaf.children[0]
+    if leaf.op != "leaf" or str(leaf.dtype) not in ("int8", "uint8"):
+        return None
+    low = -128 if str(leaf.dtype) == "int8" else 0
+    return low - zero, low + 255 - zero
+
+
+def _clamp_free(message: Node) -> tuple[Node, tuple[int, int]] | None:
+    """``(per-edge code, interval)`` when the message has one ``requantize_product`` and
+    edges whose code lies in the interval never reach its clamp (``clamp_free_codes``)."""
+
+    def products(node: Node) -> list[Node]:
+        found = [node] if node.op == "requantize_product" else []
+        return found + [p for child in node.children for p in products(child)]
+
+    found = products(message)
+    if len(found) != 1:
+        return None
+    a, b = found[0].children
+    ranges = _code_range(a), _code_range(b)
+    if None in ranges or math.prod(a.shape) != 1:
+        return None
+    attrs = found[0].attrs
+    fixed = FixedPoint(attrs["multipliers"], attrs["shift"])
+    free = clamp_free_codes(fixed, attrs["zero_point"], attrs["qmin"], attrs["qmax"], *ranges)
+    return None if free is None else (a, free)
+
+
 class _Emitter:
     """TIR of the message at one feature index; ``high`` says which half of the row the
-    feature is in (the nibble packed leaves are read from)."""
+    feature is in (the nibble packed leaves are read from), ``clamp=False`` that the edge's
+    ``requantize_product`` cannot reach its clamp."""
 
-    def __init__(self, leaves: list[Leaf], buffers, indices, k, high: bool = False):
+    def __init__(
+        self, leaves: list[Leaf], buffers, indices, k, high: bool = False, clamp: bool = True
+    ):
         self.leaves, self.buffers, self.indices, self.k = leaves, buffers, indices, k
-        self.high = high
+        self.high, self.clamp = high, clamp
 
     def value(self, node: Node, index: tuple) -> tirx.PrimExpr:
         if node.op == "leaf":
@@ -118,7 +158,15 @@ class _Emitter:
                 b = self.value(code.children[0], _broadcast(index, node.shape, code.shape))
                 b_zero = int(code.children[1].value)
             return requantize_product_value(
-                children[0], b, fixed, a["zero_point"], a["qmin"], a["qmax"], node.dtype, b_zero
+                children[0],
+                b,
+                fixed,
+                a["zero_point"],
+                a["qmin"],
+                a["qmax"],
+                node.dtype,
+                b_zero,
+                self.clamp,
             )
         if node.op == "requantize":
             a = node.attrs
@@ -157,11 +205,28 @@ def _feature_loops(width: int, leaves: list[Leaf]) -> list[tuple]:
     return [loop for loop in loops if loop[1] > 0]
 
 
+def _accumulate(message: Node, emitter: _Emitter, acc, clamp: bool):
+    """Add the message of the emitter's edge to ``acc``, feature by feature."""
+    shape = message.shape
+    for start, extent, loop, parts in _feature_loops(math.prod(shape), emitter.leaves):
+        with loop(extent) as jj:
+            for offset, high in parts:
+                part = _Emitter(emitter.leaves, emitter.buffers, emitter.indices, emitter.k)
+                part.high, part.clamp = high, clamp
+                j = jj + start + offset
+                index, rest = [], j
+                for d in reversed(shape):
+                    index.append(tirx.floormod(rest, d))
+                    rest = tirx.floordiv(rest, d)
+                term = part.value(message, tuple(reversed(index)))
+                T.buffer_store(acc, acc[j] + term, [j])
+
+
 def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str):
     """PrimFunc ``(indptr [n+1], indices [e], *leaves, out [n, width])``, leaves flattened
     to ``[N, width]`` (packed: ``[N, ceil(width / 2)]``) / ``[E, width]`` / ``[width]``."""
-    shape = message.shape
-    width = math.prod(shape)
+    width = math.prod(message.shape)
+    free = _clamp_free(message)
     with IRBuilder() as ib:
         with T.prim_func(s_tir=True):
             T.func_name("dqc_spmm_csr")
@@ -183,23 +248,27 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     reads += [b[tuple(slice(0, d) for d in b.shape)] for b in buffers]
                     T.reads(*reads)
                     T.writes(out[vi, 0:width])
+                    # The row's sums live in a stack buffer that LLVM keeps in registers.
+                    acc = T.decl_buffer((width,), out_dtype, scope="global")
                     with T.serial(width) as j:
-                        T.buffer_store(out, tirx.const(0, out_dtype), [vi, j])
+                        T.buffer_store(acc, tirx.const(0, out_dtype), [j])
                     begin = tirx.Cast("int64", indptr[vi])
                     end = tirx.Cast("int64", indptr[vi + 1])
-                    # Edges outside, features inside: each source row is read once, in full,
-                    # and the feature loop (contiguous, fixed width) vectorizes.
+                    # Edges outside, features inside: each source row is read once, in
+                    # full, and the feature loop (contiguous, fixed width) vectorizes.
                     with T.serial(begin, end) as k:
-                        for start, extent, loop, parts in _feature_loops(width, leaves):
-                            with loop(extent) as jj:
-                                for offset, high in parts:
-                                    emitter = _Emitter(leaves, buffers, indices, k, high)
-                                    j = jj + start + offset
-                                    index, rest = [], j
-                                    for d in reversed(shape):
-                                        index.append(tirx.floormod(rest, d))
-                                        rest = tirx.floordiv(rest, d)
-                                    term = emitter.value(message, tuple(reversed(index)))
-                                    T.buffer_store(out, out[vi, j] + term, [vi, j])
+                        emitter = _Emitter(leaves, buffers, indices, k)
+                        if free is None:
+                            _accumulate(message, emitter, acc, True)
+                        else:
+                            zeros = (tirx.const(0, "int64"),) * len(free[0].shape)
+                            code = emitter.value(free[0], zeros)
+                            with T.If(tirx.all(code >= free[1][0], code <= free[1][1])):
+                                with T.Then():
+                                    _accumulate(message, emitter, acc, False)
+                                with T.Else():
+                                    _accumulate(message, emitter, acc, True)
+                    with T.serial(width) as j:
+                        T.buffer_store(out, acc[j], [vi, j])
 
     return ib.get()
