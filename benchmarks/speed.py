@@ -167,8 +167,9 @@ The INT8 and INT4 feature tables they gather from ({r["gathered_int8_bytes"] / 1
 {r["gathered_int4_bytes"] / 1e6:.1f} MB; FP32 {r["gathered_fp32_bytes"] / 1e6:.1f} MB) fit this
 machine's 32 MB L3. What bounds them is arithmetic: every message value is requantized on
 its own, as Degree-Quant's message quantizer defines it (sign-extend, multiply by the edge's
-fixed-point weight, round, shift, clamp twice, accumulate: 7 AVX-512 instructions per 16
-values, where FP32 needs one FMA). The INT8 kernel runs {values / 1e6:,.0f} M message values
+fixed-point weight, round, shift, accumulate: 5 AVX-512 instructions per 16 values, where
+FP32 needs one FMA; 7 on edges whose normalization code can reach the message range, which
+clamp twice). The INT8 kernel runs {values / 1e6:,.0f} M message values
 at {rate:.1f} G values/s per core, bound by instruction throughput. INT4 adds the nibble decode
 (shifts on every value, two output vectors per byte vector read) and saves only cache traffic,
 so it is

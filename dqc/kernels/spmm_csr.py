@@ -205,20 +205,19 @@ def _feature_loops(width: int, leaves: list[Leaf]) -> list[tuple]:
     return [loop for loop in loops if loop[1] > 0]
 
 
-def _accumulate(message: Node, emitter: _Emitter, acc, clamp: bool):
-    """Add the message of the emitter's edge to ``acc``, feature by feature."""
+def _accumulate(message: Node, leaves: list[Leaf], buffers, indices, k, acc, clamp: bool):
+    """Add edge ``k``'s message to the row sums ``acc``, feature by feature."""
     shape = message.shape
-    for start, extent, loop, parts in _feature_loops(math.prod(shape), emitter.leaves):
+    for start, extent, loop, parts in _feature_loops(math.prod(shape), leaves):
         with loop(extent) as jj:
             for offset, high in parts:
-                part = _Emitter(emitter.leaves, emitter.buffers, emitter.indices, emitter.k)
-                part.high, part.clamp = high, clamp
+                emitter = _Emitter(leaves, buffers, indices, k, high, clamp)
                 j = jj + start + offset
                 index, rest = [], j
                 for d in reversed(shape):
                     index.append(tirx.floormod(rest, d))
                     rest = tirx.floordiv(rest, d)
-                term = part.value(message, tuple(reversed(index)))
+                term = emitter.value(message, tuple(reversed(index)))
                 T.buffer_store(acc, acc[j] + term, [j])
 
 
@@ -257,17 +256,18 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     # Edges outside, features inside: each source row is read once, in
                     # full, and the feature loop (contiguous, fixed width) vectorizes.
                     with T.serial(begin, end) as k:
-                        emitter = _Emitter(leaves, buffers, indices, k)
+                        edge = (message, leaves, buffers, indices, k, acc)
                         if free is None:
-                            _accumulate(message, emitter, acc, True)
-                        else:
-                            zeros = (tirx.const(0, "int64"),) * len(free[0].shape)
-                            code = emitter.value(free[0], zeros)
-                            with T.If(tirx.all(code >= free[1][0], code <= free[1][1])):
+                            _accumulate(*edge, clamp=True)
+                        else:  # two copies of the feature loops: without and with the clamp
+                            code, (low, high) = free
+                            zeros = (tirx.const(0, "int64"),) * len(code.shape)
+                            value = _Emitter(leaves, buffers, indices, k).value(code, zeros)
+                            with T.If(tirx.all(value >= low, value <= high)):
                                 with T.Then():
-                                    _accumulate(message, emitter, acc, False)
+                                    _accumulate(*edge, clamp=False)
                                 with T.Else():
-                                    _accumulate(message, emitter, acc, True)
+                                    _accumulate(*edge, clamp=True)
                     with T.serial(width) as j:
                         T.buffer_store(out, acc[j], [vi, j])
 
