@@ -10,6 +10,9 @@ tables say how many runs each cell has.
 Writes the graph-level rows of ``results/accuracy.json`` (same row format as the node rows,
 ``metric`` "accuracy" or "mae") and the graph-level section of ``results/accuracy.md``.
 
+Each run's best-validation model is saved beside its resume file (``*.pt``, not committed)
+for ``graph_parity.py``, which compiles it and checks the integer program against it.
+
 ``--set NAME=VALUE`` trains a candidate setting instead of the packaged one. Its run is kept
 under its own settings and listed as a trial (with validation and test metric) next to the
 cell's packaged run; a candidate is adopted into ``defaults.toml`` by hand, on validation
@@ -32,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from dqc.checkpoint import save_checkpoint
 from dqc.graph_datasets import FOLDS, load_graph_dataset
 from dqc.graph_training import train_graph_model
 from dqc.hparams import model_defaults, train_defaults
@@ -66,6 +70,12 @@ def run_key(dataset: str, arch: str, scheme: str, fold: int, changes: dict | Non
     return json.dumps(
         [dataset, arch, scheme, fold, settings(dataset, arch, scheme, changes)], sort_keys=True
     )
+
+
+def checkpoint_path(dataset: str, arch: str, scheme: str, fold: int, changes: dict) -> Path:
+    """Where a run's trained model is kept (its resume file sits beside it)."""
+    tag = "".join(f"-{k}={v}" for k, v in sorted(changes.items()))
+    return RESULTS / "runs" / "graph" / f"{dataset}-{arch}-{scheme}-fold{fold}{tag}.pt"
 
 
 def parse_change(text: str) -> tuple[str, object]:
@@ -103,10 +113,9 @@ def run(job: tuple, data_root: str | None, done: dict, changes: dict) -> None:
     key = run_key(*job, changes)
     if key in done:
         return
-    tag = "".join(f"-{k}={v}" for k, v in sorted(changes.items()))
-    resume = RESULTS / "runs" / "graph" / f"{dataset}-{arch}-{scheme}-fold{fold}{tag}.resume.pt"
+    resume = checkpoint_path(*job, changes).with_suffix(".resume.pt")
     resume.parent.mkdir(parents=True, exist_ok=True)
-    print(f"{dataset} {arch} {scheme} fold {fold} {tag}", flush=True)
+    print(f"{dataset} {arch} {scheme} fold {fold} {changes or ''}", flush=True)
     start = time.perf_counter()
     trained = train_graph_model(
         dataset,
@@ -120,6 +129,9 @@ def run(job: tuple, data_root: str | None, done: dict, changes: dict) -> None:
     )
     metric = "accuracy" if dataset == "reddit-binary" else "mae"
     m = trained.metrics
+    save_checkpoint(
+        checkpoint_path(*job, changes), trained.model, trained.config, dataset, trained.training, m
+    )
     row = {
         "key": key,
         "dataset": dataset,
