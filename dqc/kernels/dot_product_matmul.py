@@ -10,6 +10,11 @@ A tile of ``rows`` rows by ``group`` column blocks is accumulated in registers o
 reduction: each weight vector loaded serves every row of the tile, and the ``rows * group``
 independent accumulator chains hide the instruction's latency. The last tile re-reads the
 last row of ``a`` in place of missing rows and does not store them.
+
+Groups of 4 zero bytes in every row of a tile add nothing and are skipped: bag-of-words
+features such as Cora's are ~99 % zeros, which quantize to byte 0 when their range starts at
+0 (Cora's 2,708 x 1,433 x 64 matmul: 0.70 -> 0.25 ms on 2 Zen 4 cores). On dense rows the
+test costs ~3 % (50,000 x 602 x 128: 11.0 -> 11.4 ms).
 """
 
 from __future__ import annotations
@@ -42,35 +47,31 @@ def dot_product_matmul(
                             T.int32(0), lanes
                         )
                 for ko in range(groups):
-                    for r in T.unroll(rows):
-                        for jb in T.unroll(group):
-                            acc[T.ramp((r * group + jb) * lanes, 1, lanes)] = (
-                                T.call_llvm_pure_intrin(
-                                    vector,
-                                    intrinsic,
-                                    acc[T.ramp((r * group + jb) * lanes, 1, lanes)],
-                                    T.reinterpret(  # 4 bytes of the row, in every lane
-                                        operand,
-                                        T.broadcast(
-                                            T.reinterpret(
-                                                "int32",
-                                                a[
-                                                    T.min(tile * rows + r, m - 1),
-                                                    T.ramp(ko * 4, 1, 4),
-                                                ],
-                                            ),
-                                            lanes,
-                                        ),
-                                    ),
-                                    w[
-                                        T.ramp(
-                                            ((jg * group + jb) * groups + ko) * 4 * lanes,
-                                            1,
-                                            4 * lanes,
-                                        )
-                                    ],
+                    words = T.decl_buffer((rows + 1,), "int32", scope="global")
+                    words[rows] = 0  # the OR of the rows' words
+                    for r in T.unroll(rows):  # 4 bytes of each row
+                        words[r] = T.reinterpret(
+                            "int32", a[T.min(tile * rows + r, m - 1), T.ramp(ko * 4, 1, 4)]
+                        )
+                        words[rows] = words[rows] | words[r]
+                    if words[rows] != 0:  # zero bytes add nothing: sparse rows skip them
+                        for r in T.unroll(rows):
+                            for jb in T.unroll(group):
+                                acc[T.ramp((r * group + jb) * lanes, 1, lanes)] = (
+                                    T.call_llvm_pure_intrin(
+                                        vector,
+                                        intrinsic,
+                                        acc[T.ramp((r * group + jb) * lanes, 1, lanes)],
+                                        T.reinterpret(operand, T.broadcast(words[r], lanes)),
+                                        w[
+                                            T.ramp(
+                                                ((jg * group + jb) * groups + ko) * 4 * lanes,
+                                                1,
+                                                4 * lanes,
+                                            )
+                                        ],
+                                    )
                                 )
-                            )
                 for r in T.unroll(rows):
                     if tile * rows + r < m:
                         for jb in T.unroll(group):

@@ -11,7 +11,9 @@ Outputs have capacity ``E + N`` (the most edges there can be); ``AddGraphPrep`` 
 
 The edge list is cut into ``CHUNKS`` contiguous chunks that count and scatter in parallel,
 each with its own counters: within a row, chunk 0's edges come before chunk 1's, and so on,
-which is the original order, so the sort stays stable.
+which is the original order, so the sort stays stable. Only sources are scattered; the
+targets are then written row by row in order (reddit-shaped, 5 M edges: 27.5 -> 19.3 ms
+against scattering both).
 
 """
 
@@ -66,12 +68,12 @@ def graph_prep(add_loops: bool):
             for k in range(c * size, T.min(c * size + size, e)):
                 if edges[0, k] != edges[1, k]:
                     src[count[c, edges[1, k]]] = edges[0, k]
-                    dst[count[c, edges[1, k]]] = edges[1, k]
                     count[c, edges[1, k]] = count[c, edges[1, k]] + T.int64(1)
-        if add_loops:
-            for i in T.parallel(n):
+        for i in T.parallel(n):  # targets in order: written row by row, not scattered
+            for k in range(indptr[i], indptr[i + 1]):
+                dst[k] = i
+            if add_loops:
                 src[indptr[i + 1] - 1] = i
-                dst[indptr[i + 1] - 1] = i
         for k in range(indptr[n], cap):
             src[k] = T.int64(0)
             dst[k] = T.int64(0)

@@ -44,12 +44,21 @@ def test_vpdpbusd_in_the_assembly():
 
 @pytest.mark.skipif(not HOST_HAS_VNNI, reason="this CPU has no AVX-512 VNNI to run it on")
 @pytest.mark.parametrize(
-    ("dtype", "k", "n"), [("int8", 1433, 64), ("uint8", 70, 41), ("int8", 3, 7)]
+    ("dtype", "k", "n", "density"),
+    [
+        ("int8", 1433, 64, 1.0),
+        ("uint8", 70, 41, 1.0),
+        ("int8", 3, 7, 1.0),
+        ("uint8", 1433, 64, 0.02),
+    ],
 )
-def test_vnni_matmul_is_exact(dtype, k, n):
+def test_vnni_matmul_is_exact(dtype, k, n, density):
+    """Dense rows, and sparse ones (bag-of-words) whose zero byte groups the kernel skips."""
     rng = np.random.default_rng(0)
     low, high = (-128, 128) if dtype == "int8" else (0, 256)
-    a = rng.integers(low, high, (37, k)).astype(dtype)
+    a = rng.integers(low, high, (37, k)) * (rng.random((37, k)) < density)
+    a[5] = 0  # a row of zeros only
+    a = a.astype(dtype)
     w = rng.integers(-128, 128, (k, n)).astype(np.int8)
     mod, executable = _build(k, n, dtype, w)
     assert "dqc_qmatmul_vnni" in [gv.name_hint for gv in mod.get_global_vars()]
