@@ -81,8 +81,11 @@ def check_inputs(
         raise ValueError("the graph is empty: x has 0 nodes")
     if num_nodes > max_nodes:
         raise ValueError(f"x has {num_nodes} nodes, over the compiled bound of {max_nodes}")
-    # A NaN or Inf makes the sum non-finite; only then (or on an overflowing sum) look closer.
-    if not np.isfinite(x.sum()) and not np.isfinite(x).all():
+    # Any NaN or Inf makes the sum of squares (one BLAS dot, no cancellation) non-finite;
+    # only then, or when finite squares overflow float32, look at every value.
+    x = np.ascontiguousarray(x)
+    flat = x.reshape(-1)
+    if not np.isfinite(np.dot(flat, flat)) and not np.isfinite(x).all():
         raise ValueError("x contains NaN or Inf")
     if edge_index.dtype not in (np.int64, np.int32):
         raise ValueError(f"edge_index must be int64 (or int32), got {edge_index.dtype}")
@@ -101,7 +104,7 @@ def check_inputs(
         raise ValueError(f"edge_index refers to node {high}, but x has only {num_nodes} nodes")
     if edge_index.size and max_in_degree is not None:
         _check_in_degree(edge_index, num_nodes, max_in_degree)
-    return np.ascontiguousarray(x), edge_index.astype(np.int64, copy=False)
+    return x, edge_index.astype(np.int64, copy=False)
 
 
 def check_batch(batch, num_nodes: int) -> np.ndarray:
