@@ -1,7 +1,8 @@
 """Fake quantization with the two gradients Degree-Quant compares.
 
 Forward (both): ``x_hat = (clamp(round(x / s + z), qmin, qmax) - z) * s``, rounding before
-clamping, float32 arithmetic.
+clamping, float32 arithmetic. Rows marked in ``protect`` (Degree-Quant's protected nodes)
+pass through unchanged, gradient included.
 
 Backward:
 
@@ -9,6 +10,10 @@ Backward:
 * ``"gc"``, the clipped estimator DQ trains with: with ``r = round(x / s + z)``, the gradient is
   zeroed where ``r <= qmin`` or ``r >= qmax`` (inclusive, so values landing exactly on the
   ends of the grid get no gradient either).
+
+Training spends most of its time here, on tensors of millions of values, so the arithmetic
+runs in place on one buffer and the clipping mask is a float tensor built by clamps: boolean
+tensors and ``torch.where`` cost several times more per value on CPU.
 """
 
 from __future__ import annotations
@@ -20,28 +25,53 @@ from dqc.qparams import QParams
 GRADIENTS = ("ste", "gc")
 
 
+def _strictly_inside(codes: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
+    """1.0 where the integer-valued ``codes`` lie strictly between qmin and qmax, else 0.0;
+    overwrites ``codes``. With ``mid`` and ``half`` the grid's centre and half-width,
+    ``half - |c - mid|`` is an integer that is at least 1 exactly inside."""
+    mid, half = (qmin + qmax) / 2, (qmax - qmin) / 2
+    return codes.sub_(mid).abs_().neg_().add_(half).clamp_(0.0, 1.0)
+
+
 class _FakeQuantize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, scale, zero_point, qmin, qmax, clip_grad):
-        rounded = torch.round(x / scale + zero_point)
+    def forward(ctx, x, protect, scale, zero_point, qmin, qmax, clip_grad):
+        codes = torch.div(x, scale).add_(zero_point).round_()
+        out = codes.clamp(qmin, qmax).sub_(zero_point).mul_(scale)
+        rows = None if protect is None else protect.nonzero().squeeze(1)
+        if rows is not None:
+            out.index_copy_(0, rows, x.index_select(0, rows))
         ctx.clip_grad = clip_grad and ctx.needs_input_grad[0]
         if ctx.clip_grad:
-            ctx.save_for_backward((rounded > qmin) & (rounded < qmax))
-
-        return (rounded.clamp(qmin, qmax) - zero_point) * scale
+            inside = _strictly_inside(codes, qmin, qmax)
+            if rows is not None:
+                inside.index_fill_(0, rows, 1.0)
+            ctx.save_for_backward(inside)
+        return out
 
     @staticmethod
     def backward(ctx, grad_out):
         if ctx.clip_grad:
             (inside,) = ctx.saved_tensors
             grad_out = grad_out * inside
-        return grad_out, None, None, None, None, None
+        return grad_out, None, None, None, None, None, None
 
 
-def fake_quantize(x: torch.Tensor, qparams: QParams, grad: str = "gc") -> torch.Tensor:
-    """Round ``x`` onto the grid of ``qparams`` and map it back to float, keeping a gradient."""
+def fake_quantize(
+    x: torch.Tensor, qparams: QParams, grad: str = "gc", protect: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Round ``x`` onto the grid of ``qparams`` and map it back to float, keeping a gradient;
+    ``protect`` (bool, one per row of ``x``) marks rows left in float."""
     if grad not in GRADIENTS:
         raise ValueError(f"unknown gradient {grad!r}; expected one of {GRADIENTS}")
+    if protect is not None and protect.shape != x.shape[:1]:
+        raise ValueError(f"protect mask of shape {tuple(protect.shape)} for x of {tuple(x.shape)}")
     return _FakeQuantize.apply(
-        x, qparams.scale, float(qparams.zero_point), qparams.qmin, qparams.qmax, grad == "gc"
+        x,
+        protect,
+        qparams.scale,
+        float(qparams.zero_point),
+        qparams.qmin,
+        qparams.qmax,
+        grad == "gc",
     )

@@ -71,10 +71,7 @@ class Quantizer(nn.Module):
             sparse = _quantize_nonzeros(x, protect, self.qparams())
             if sparse is not None:
                 return sparse
-        out = fake_quantize(x, self.qparams(), self.grad)
-        if protect is None:
-            return out
-        return torch.where(protect.view(-1, *([1] * (x.dim() - 1))), x, out)
+        return fake_quantize(x, self.qparams(), self.grad, protect)
 
     def extra_repr(self) -> str:
         sign = "signed" if self.signed else "unsigned"
@@ -91,9 +88,7 @@ def _quantize_nonzeros(x: torch.Tensor, protect: torch.Tensor | None, qparams: Q
     if rows.numel() > x.numel() // 8:
         return None
     values = x[rows, cols]
-    quantized = fake_quantize(values, qparams)
-    if protect is not None:
-        quantized = torch.where(protect[rows], values, quantized)
+    quantized = fake_quantize(values, qparams, protect=None if protect is None else protect[rows])
     out = torch.zeros_like(x)
     out[rows, cols] = quantized
     return out

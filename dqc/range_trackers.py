@@ -64,12 +64,15 @@ def _update_percentile(current: Range | None, x: torch.Tensor, p: float | None) 
     if current is None:
         return _kth(x, k_lo), _kth(x, k_hi)
     lo, hi = current
-    # The k smallest values all lie below lo when the k-th does, so it is the k-th of those.
-    below = x[x < lo]
-    if below.numel() >= k_lo:
-        lo = _kth(below, k_lo)
-    from_top = n - k_hi + 1  # the upper statistic is the from_top-th largest value
-    above = x[x > hi]
-    if above.numel() >= from_top:
-        hi = _kth(above, above.numel() - from_top + 1)
+    x_min, x_max = torch.aminmax(x)  # one cheap pass: often nothing lies outside an end
+    if x_min < lo:
+        # The k smallest values all lie below lo when the k-th does: it is the k-th of those.
+        below = x[x < lo]
+        if below.numel() >= k_lo:
+            lo = _kth(below, k_lo)
+    if x_max > hi:
+        from_top = n - k_hi + 1  # the upper statistic is the from_top-th largest value
+        above = x[x > hi]
+        if above.numel() >= from_top:
+            hi = _kth(above, above.numel() - from_top + 1)
     return lo, hi

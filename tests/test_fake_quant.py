@@ -34,6 +34,25 @@ def test_gradients(grad, expected):
     assert x.grad.tolist() == [2.0 * e for e in expected]
 
 
+@pytest.mark.parametrize("grad", ["ste", "gc"])
+def test_protected_rows_pass_through_with_their_gradient(grad):
+    x = torch.tensor([X, X[::-1], X], requires_grad=True)
+    protect = torch.tensor([False, True, False])
+    out = fake_quantize(x, QP, grad, protect)
+    out.backward(torch.full_like(x, 2.0))
+    alone = torch.tensor(X, requires_grad=True)
+    fake_quantize(alone, QP, grad).backward(torch.full((len(X),), 2.0))
+    assert torch.equal(out[1], x[1]) and torch.equal(x.grad[1], torch.full((len(X),), 2.0))
+    for row in (0, 2):
+        assert torch.equal(out[row], fake_quantize(alone, QP).detach())
+        assert torch.equal(x.grad[row], alone.grad)
+
+
+def test_protect_mask_must_match_the_rows():
+    with pytest.raises(ValueError, match="protect mask of shape"):
+        fake_quantize(torch.zeros(4, 2), QP, protect=torch.zeros(2, dtype=torch.bool))
+
+
 def test_unknown_gradient_is_rejected():
     with pytest.raises(ValueError, match="unknown gradient"):
         fake_quantize(torch.zeros(2), QP, "lsq")
