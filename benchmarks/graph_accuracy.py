@@ -195,7 +195,9 @@ def render_trials(done: dict) -> list[str]:
     lines = [
         "",
         "Candidate settings tried (`--set`), beside the packaged run of the same cell and fold;",
-        "a candidate is adopted only if its validation metric is better.",
+        "a candidate is adopted only if its validation metric is better. The training length",
+        "(`epochs`) is part of a dataset's protocol: it changes for every cell of the dataset",
+        "at once or not at all, so its trials are evidence, not candidates for one cell.",
         "",
         "| dataset | arch | scheme | fold | change | val | test | packaged val | packaged test |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -315,14 +317,15 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    done = load_runs()
+    # The run log is re-read before each run and each rewrite of the tables, so sittings
+    # running side by side skip each other's finished runs and keep each other's rows.
     if not args.report_only:
         for dataset in {c.split("/")[0] for c in args.cells}:
             load_graph_dataset(dataset, args.data_root)  # process once up front
         for job in jobs(args.cells, args.schemes, args.folds):
-            run(job, args.data_root, done, dict(args.changes))
-            write_results(done)
-    write_results(done)
+            run(job, args.data_root, load_runs(), dict(args.changes))
+            write_results(load_runs())
+    write_results(load_runs())
     print(f"wrote {RESULTS / 'accuracy.md'}")
 
 

