@@ -35,6 +35,7 @@ from dqc.models import quantization_points
 from dqc.onnx_checkpoint import recover_checkpoint
 from dqc.onnx_runtime import read_metadata
 from dqc.passes.apply_tuning_records import ApplyTuningRecords
+from dqc.passes.check_finite_input import ATTR as NON_FINITE_ROWS
 from dqc.pipeline import PHASES, DumpIR, phase_passes
 from dqc.targets import cross_linker, resolve_target
 
@@ -169,6 +170,7 @@ def compile_checkpoint(
             )(mod)
 
         weight_bytes = constant_bytes(mod)
+        flags_output = (mod["forward"].attrs or {}).get(NON_FINITE_ROWS)
         stage(f"codegen for {json.dumps(spec)}")
         executable = tvm.compile(mod, tvm_target, relax_pipeline=None)
     stage(f"export {output / LIBRARY}")
@@ -177,6 +179,13 @@ def compile_checkpoint(
     qparams = {key: q.qparams() for key, q in quantization_points(ckpt.model).items()}
     messages = [qp for (_, role), qp in qparams.items() if role == "message"]
     rows = "num_graphs" if config.task == "graph" else "num_nodes"
+    outputs = {"logits": {"dtype": "float32", "shape": [rows, config.out_channels]}}
+    if flags_output is not None:  # the binary flags rows of x holding NaN / Inf itself
+        outputs["non_finite_rows"] = {
+            "dtype": "int8",
+            "shape": ["num_nodes"],
+            "index": int(flags_output),
+        }
     manifest = {
         "format": FORMAT,
         "version": VERSION,
@@ -192,7 +201,7 @@ def compile_checkpoint(
         "self_loops": SELF_LOOPS[config.arch],
         "task": config.task,
         "inputs": _input_spec(config),
-        "outputs": {"logits": {"dtype": "float32", "shape": [rows, config.out_channels]}},
+        "outputs": outputs,
         "bounds": {
             "max_nodes": bounds.max_nodes,
             "max_edges": bounds.max_edges,

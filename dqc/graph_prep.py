@@ -66,9 +66,11 @@ def check_inputs(
     max_nodes: int,
     max_edges: int,
     max_in_degree: int | None = None,
+    check_finite: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Checked ``(x float32 [N, F], edge_index int64 [2, E])``; a ``ValueError`` names the
-    problem. ``max_in_degree`` (integer builds) is ``accumulator_in_degree_bound``."""
+    problem. ``max_in_degree`` (integer builds) is ``accumulator_in_degree_bound``;
+    ``check_finite=False`` leaves NaN / Inf to a binary that flags them itself."""
 
     x = _as_numpy(x, "x")
     edge_index = _as_numpy(edge_index, "edge_index")
@@ -85,7 +87,7 @@ def check_inputs(
     # only then, or when finite squares overflow float32, look at every value.
     x = np.ascontiguousarray(x)
     flat = x.reshape(-1)
-    if not np.isfinite(np.dot(flat, flat)) and not np.isfinite(x).all():
+    if check_finite and not np.isfinite(np.dot(flat, flat)) and not np.isfinite(x).all():
         raise ValueError("x contains NaN or Inf")
     if edge_index.dtype not in (np.int64, np.int32):
         raise ValueError(f"edge_index must be int64 (or int32), got {edge_index.dtype}")

@@ -3,8 +3,9 @@
 Phases, each a list of passes (run in order, instrumented by ``--dump-ir``):
 
 * quantize: ``FoldQDQ`` (integer ops), ``FoldScales`` (fixed-point multipliers)
-* lower: ``AddGraphPrep`` (``main(x, edge_index)`` builds its CSR), ``LowerMessagePassing``
-  (CSR kernels), ``LegalizeOps`` with dqc's kernels, ``PackInt4Weights`` (4-bit weights two
+* lower: ``LowerMessagePassing`` (CSR kernels), ``CheckFiniteInput`` (NaN / Inf rows of ``x``
+  flagged by the kernel that quantizes it), ``AddGraphPrep`` (``main(x, edge_index)`` builds
+  its CSR), ``LegalizeOps`` with dqc's kernels, ``PackInt4Weights`` (4-bit weights two
   per byte), TVM's operator fusion
 
 * schedule: dqc's default schedule rules (``dqc.schedules``) on every kernel
@@ -21,6 +22,7 @@ from tvm.relax.backend.cpu_generic import pipeline as cpu_pipeline
 from tvm.s_tir import dlight
 
 from dqc.passes.add_graph_prep import AddGraphPrep
+from dqc.passes.check_finite_input import CheckFiniteInput
 from dqc.passes.fold_qdq import FoldQDQ
 from dqc.passes.fold_scales import FoldScales
 from dqc.passes.legalize import DQC_LEGALIZE_MAP
@@ -35,8 +37,9 @@ def quantize_passes() -> list:
 
 def lower_passes(self_loops: str) -> list:
     return [
-        AddGraphPrep(self_loops),
         LowerMessagePassing(),
+        CheckFiniteInput(),
+        AddGraphPrep(self_loops),
         relax.transform.FoldConstant(),  # e.g. transposed weights, for the VNNI matmul
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
         relax.transform.EliminateCommonSubexpr(),  # e.g. layers quantizing the same norm alike

@@ -151,6 +151,7 @@ class CompiledModel:
                 bounds["max_nodes"],
                 bounds["max_edges"],
                 bounds.get("max_in_degree"),
+                check_finite=self._flags_output is None,
             )
         )
         if self.graph_level:
@@ -159,13 +160,27 @@ class CompiledModel:
             raise ValueError("this is a node-level model: it takes no batch vector")
         return arrays
 
-    def _rows(self, logits: np.ndarray) -> np.ndarray:
+    @property
+    def _flags_output(self) -> int | None:
+        """Index of the output where the binary flags rows of x holding NaN / Inf, if any."""
+        flags = self.manifest["outputs"].get("non_finite_rows")
+        return None if flags is None else int(flags["index"])
+
+    def _logits(self, outputs: list[np.ndarray]) -> np.ndarray:
+        """The logits among the outputs of ``main`` / ``forward``; ``ValueError`` when the
+        binary flagged a row of x holding NaN or Inf."""
+        if self._flags_output is not None:
+            rows = np.flatnonzero(outputs[self._flags_output])
+            if rows.size:
+                more = f" and {rows.size - 1} more rows" if rows.size > 1 else ""
+                raise ValueError(f"x contains NaN or Inf (row {rows[0]}{more})")
+        logits = outputs[0]
         return logits[:-1] if self.graph_level else logits  # drop the appended empty graph
 
     def predict(self, x, edge_index, batch=None) -> np.ndarray:
         """Logits of every node (of every graph of ``batch`` for graph-level models);
         ``ValueError`` on invalid input."""
-        return self._rows(self.vm.run("main", self.check(x, edge_index, batch))[0][0])
+        return self._logits(self.vm.run("main", self.check(x, edge_index, batch))[0])
 
     def time_ms(self, x, edge_index, batch=None, repeats: int = 10) -> float:
         """Median ms of one ``main`` call where the model runs (remote timings over RPC)."""
@@ -182,7 +197,8 @@ class CompiledModel:
     def forward(self, x, graph: tuple) -> np.ndarray:
         """Logits for a graph from ``prepare`` (``x`` as a TVM tensor or checked array)."""
         x = x if isinstance(x, tvm.runtime.Tensor) else tensor(x)
-        return self._rows(self._local().vm["forward"](x, *graph)[0].numpy())
+        outputs = _outputs(self._local().vm["forward"](x, *graph))
+        return self._logits([t.numpy() for t in outputs])
 
     def kernel_ms(self, x, graph: tuple) -> dict[str, float]:
         """Milliseconds in each kernel during one ``forward`` call (in-process models)."""

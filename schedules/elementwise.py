@@ -65,5 +65,12 @@ class Elementwise(CPURule):
         blocks = elementwise_blocks(sch)
         if blocks is None:
             return None
-        schedule_elementwise(sch, blocks, vector_lanes(target))
+        schedule_elementwise(sch, blocks, vector_lanes(target, widest_element_bits(sch, blocks)))
         return sch
+
+
+def widest_element_bits(sch: s_tir.Schedule, blocks: list) -> int:
+    """Bits of the widest element the blocks read or write: all-byte kernels (int8
+    recoding) fill a vector with 64 lanes instead of 16."""
+    regions = [r for b in blocks for r in (*sch.get(b.block_rv).reads, *sch.get(b.block_rv).writes)]
+    return max(region.source.dtype.bits for region in regions)

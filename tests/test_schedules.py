@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import tvm
+from dqc.schedules.common import vector_lanes
 from dqc.schedules.elementwise import Elementwise
 from tvm import te, tirx
 
@@ -39,3 +40,22 @@ def test_requantize_rows_are_vectorized_and_exact(width):
     tvm.compile(scheduled, TARGET)(tensor(a), result)
     expected = requantize([a], [3], fixed, -5, -128, 127)
     np.testing.assert_array_equal(result.numpy(), expected)
+
+
+def test_byte_kernels_get_byte_lanes():
+    """An int8 -> uint8 recoding vectorizes by the native vector's byte count, not by its
+    count of 32-bit lanes (4x fewer iterations)."""
+    n = tirx.Var("n", "int64")
+    codes = te.placeholder((n, 256), "int8", name="codes")
+    recoded = te.compute(
+        codes.shape, lambda i, j: (codes[i, j].astype("int32") + 128).astype("uint8")
+    )
+    scheduled = (
+        Elementwise().apply(te.create_prim_func([codes, recoded]), TARGET, False).mod["main"]
+    )
+    assert max(_vector_extents(scheduled)) == vector_lanes(TARGET, 8)
+
+    a = np.random.default_rng(0).integers(-128, 128, (50, 256)).astype(np.int8)
+    result = tvm.runtime.empty((50, 256), "uint8")
+    tvm.compile(scheduled, TARGET)(tensor(a), result)
+    np.testing.assert_array_equal(result.numpy(), (a.astype(np.int32) + 128).astype(np.uint8))

@@ -91,6 +91,22 @@ def test_bad_inputs_raise_value_errors(compiled_cora, tmp_path, message):
         model.predict(*BAD_INPUTS[message](x, edges))
 
 
+@pytest.mark.parametrize("arch,scheme", [(a, "dq-int8") for a in ARCHS] + [("gcn", "fp32")])
+def test_one_nan_in_the_last_row_is_rejected(compiled_cora, cora, arch, scheme):
+    """Integer builds flag non-finite rows in the kernel that quantizes x (no host pass over
+    x); FP32 builds check on the host. Either way one NaN is caught, by ``predict`` and by
+    ``forward`` on a prepared graph."""
+    model = load(compiled_cora(arch, scheme))
+    assert ("non_finite_rows" in model.manifest["outputs"]) == (scheme != "fp32")
+    x, edges = cora.x.numpy().copy(), cora.edge_index.numpy()
+    x[-1, -1] = np.nan
+    with pytest.raises(ValueError, match=f"NaN or Inf( \\(row {x.shape[0] - 1}\\))?$"):
+        model.predict(x, edges)
+    if scheme != "fp32":
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            model.forward(x, model.prepare(x, edges))
+
+
 def test_int8_dense_layers_use_vnni(trained_cora, tmp_path):
     """Both GCN dense layers take the VNNI kernel (weights are constants after folding)."""
     from dqc.compiler import compile_checkpoint
