@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -108,11 +109,12 @@ def jobs(cells: list[str], schemes: list[str], folds: int) -> list[tuple]:
     return out
 
 
-def run(job: tuple, data_root: str | None, done: dict, changes: dict) -> None:
+def run(job: tuple, data_root: str | None, done: dict, changes: dict) -> bool:
+    """Train ``job`` unless the run log has it; True if it trained."""
     dataset, arch, scheme, fold = job
     key = run_key(*job, changes)
     if key in done:
-        return
+        return False
     resume = checkpoint_path(*job, changes).with_suffix(".resume.pt")
     resume.parent.mkdir(parents=True, exist_ok=True)
     print(f"{dataset} {arch} {scheme} fold {fold} {changes or ''}", flush=True)
@@ -150,6 +152,7 @@ def run(job: tuple, data_root: str | None, done: dict, changes: dict) -> None:
         out.write(json.dumps(row) + "\n")
     done[key] = row
     resume.unlink()
+    return True
 
 
 def summarize(done: dict) -> list[dict]:
@@ -280,6 +283,13 @@ def render(rows: list[dict], done: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def replace_text(path: Path, text: str) -> None:
+    """Write ``path`` whole or not at all (a sitting beside this one may be reading it)."""
+    partial = path.with_name(f".{path.name}.{os.getpid()}")
+    partial.write_text(text)
+    os.replace(partial, path)
+
+
 def write_results(done: dict) -> None:
     """Replace the graph-level rows of accuracy.json and the section of accuracy.md."""
     rows = summarize(done)
@@ -287,12 +297,12 @@ def write_results(done: dict) -> None:
     graph_datasets = {c.split("/")[0] for c in CELLS}
     existing = json.loads(json_path.read_text()) if json_path.exists() else []
     kept = [r for r in existing if r.get("dataset") not in graph_datasets]
-    json_path.write_text(json.dumps(kept + rows, indent=1) + "\n")
+    replace_text(json_path, json.dumps(kept + rows, indent=1) + "\n")
     text = md_path.read_text() if md_path.exists() else ""
     if SECTION_START in text:
         before, rest = text.split(SECTION_START, 1)
         text = before + rest.split(SECTION_END, 1)[1].lstrip("\n")
-    md_path.write_text(text.rstrip("\n") + "\n\n" + render(rows, done))
+    replace_text(md_path, text.rstrip("\n") + "\n\n" + render(rows, done))
 
 
 def main() -> None:
@@ -323,8 +333,8 @@ def main() -> None:
         for dataset in {c.split("/")[0] for c in args.cells}:
             load_graph_dataset(dataset, args.data_root)  # process once up front
         for job in jobs(args.cells, args.schemes, args.folds):
-            run(job, args.data_root, load_runs(), dict(args.changes))
-            write_results(load_runs())
+            if run(job, args.data_root, load_runs(), dict(args.changes)):
+                write_results(load_runs())
     write_results(load_runs())
     print(f"wrote {RESULTS / 'accuracy.md'}")
 

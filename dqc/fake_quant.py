@@ -2,7 +2,12 @@
 
 Forward (both): ``x_hat = (clamp(round(x / s + z), qmin, qmax) - z) * s``, rounding before
 clamping, float32 arithmetic. Rows marked in ``protect`` (Degree-Quant's protected nodes)
-pass through unchanged, gradient included.
+pass through unchanged, gradient included. Training rounds half to even, as DQ does. The
+deployed model (``deployed=True``, what quantizers use in eval mode) rounds as the integer
+program does (``dqc.qparams.round_to_code``): values within 2^-10 of a half count as that
+half, so float32 noise cannot send a tie to the other code than the compiled model picks.
+Ties are frequent when a quantizer's range derives from another's grid, and at INT4 one code
+is a sixteenth of the range. Training skips the snap, sparing three passes per tensor.
 
 Backward:
 
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import torch
 
-from dqc.qparams import QParams
+from dqc.qparams import QParams, round_to_code
 
 GRADIENTS = ("ste", "gc")
 
@@ -35,8 +40,9 @@ def _strictly_inside(codes: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
 
 class _FakeQuantize(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, protect, scale, zero_point, qmin, qmax, clip_grad):
-        codes = torch.div(x, scale).add_(zero_point).round_()
+    def forward(ctx, x, protect, scale, zero_point, qmin, qmax, clip_grad, deployed):
+        codes = torch.div(x, scale).add_(zero_point)
+        codes = round_to_code(codes) if deployed else codes.round_()
         out = codes.clamp(qmin, qmax).sub_(zero_point).mul_(scale)
         rows = None if protect is None else protect.nonzero().squeeze(1)
         if rows is not None:
@@ -54,14 +60,19 @@ class _FakeQuantize(torch.autograd.Function):
         if ctx.clip_grad:
             (inside,) = ctx.saved_tensors
             grad_out = grad_out * inside
-        return grad_out, None, None, None, None, None, None
+        return grad_out, None, None, None, None, None, None, None
 
 
 def fake_quantize(
-    x: torch.Tensor, qparams: QParams, grad: str = "gc", protect: torch.Tensor | None = None
+    x: torch.Tensor,
+    qparams: QParams,
+    grad: str = "gc",
+    protect: torch.Tensor | None = None,
+    deployed: bool = False,
 ) -> torch.Tensor:
     """Round ``x`` onto the grid of ``qparams`` and map it back to float, keeping a gradient;
-    ``protect`` (bool, one per row of ``x``) marks rows left in float."""
+    ``protect`` (bool, one per row of ``x``) marks rows left in float; ``deployed`` rounds
+    ties as the integer program does."""
     if grad not in GRADIENTS:
         raise ValueError(f"unknown gradient {grad!r}; expected one of {GRADIENTS}")
     if protect is not None and protect.shape != x.shape[:1]:
@@ -74,4 +85,5 @@ def fake_quantize(
         qparams.qmin,
         qparams.qmax,
         grad == "gc",
+        deployed,
     )

@@ -4,17 +4,27 @@ A requantize maps int32 terms ``t_i`` (with zero points ``z_i``) and real multip
 ``M_i`` (ratios of scales) plus an optional real per-channel bias ``c`` to codes::
 
     r = sum_i m_i * (t_i - z_i) + B                  (int64, units of 2^-S)
-    q = clamp(zero_point + round_half_even(r / 2^S), qmin, qmax)
+    q = clamp(round_fixed_to_code(r, S, zero_point), qmin, qmax)
 
-with ``m_i = round(M_i * 2^S)`` and ``B = round(c * 2^S)``. Rounding is to nearest, and a
-value within ``2^-20`` of a half counts as a tie and goes to the even integer, as DQ's float
-``round`` does. Ties are common, not rare: requantizing codes between quantizers whose ranges
-derive from each other gives exact scale ratios such as 15/14, and the fixed-point ``r`` of an
-exact tie is off by a few units of ``2^-S``.
+with ``m_i = round(M_i * 2^S)`` and ``B = round(c * 2^S)``. ``round_fixed_to_code`` is the one
+rounding rule of the integer program, the one the fake quantizer uses in eval mode
+(``dqc.qparams.round_to_code``): ``zero_point + r / 2^S`` to nearest, with a value within
+``2^-TIE_BITS`` (``2^-10``) of a half counted as a tie that goes to the even code. The zero
+point is part of the rounded value, as Degree-Quant rounds ``x / scale + zero_point``: with an
+odd zero point a tie goes the other way than rounding ``r`` alone would send it.
+
+Why a window: ties are common, not rare. Requantizing codes between quantizers whose ranges
+derive from each other gives exact scale ratios such as 15/14 (a percentile of a quantized
+tensor is a grid value). The fake quantizer computes such an exact tie in float32, a few ulps
+off the half (up to ~2^-14 for an INT8 code near 255, more after long float sums), so plain
+rounding would send it up or down by noise while the integer program always picks the even
+code. With the window both call the same values ties; they can disagree only on values
+within float noise of the window's edges, which nothing makes common.
 
 ``S`` is the largest shift keeping every ``|m_i| < 2^30`` (so each int64 product of a 31-bit
 term stays below 2^61) and ``|B| < 2^60``, and at most 62. The multipliers carry 30
-significant bits, so results differ from exact arithmetic only within ~1e-9 of a tie.
+significant bits, so results differ from exact arithmetic only within ~1e-9 of the window's
+edges.
 """
 
 from __future__ import annotations
@@ -26,12 +36,24 @@ import numpy as np
 
 MULTIPLIER_BITS = 30
 MAX_SHIFT = 62
-TIE_BITS = 20  # |r / 2^S - (k + 1/2)| <= 2^-TIE_BITS counts as a tie
+TIE_BITS = 10  # |r / 2^S - (k + 1/2)| <= 2^-TIE_BITS counts as a tie
 
 
 def tie_window(shift: int) -> int:
-    """Half-width, in units of 2^-shift, of the band around a half that counts as a tie."""
-    return 1 << max(shift - TIE_BITS, 0)
+    """Half-width, in units of 2^-shift, of the band around a half that counts as a tie
+    (0, exact halves only, when 2^-shift is coarser than the window)."""
+    return 1 << (shift - TIE_BITS) if shift > TIE_BITS else 0
+
+
+def round_fixed_to_code(acc: np.ndarray, shift: int, zero_point: int) -> np.ndarray:
+    """``zero_point + acc / 2^shift`` (``acc`` int64) rounded to the nearest code, a value
+    within the tie window of a half going to the even code (see the module docstring)."""
+    floor = acc >> shift
+    frac = acc - (floor << shift)
+    half, window = 1 << (shift - 1), tie_window(shift)
+    tie_up = (floor + zero_point) & 1  # an odd code below the tie: go up to the even one
+    up = np.where(np.abs(frac - half) <= window, tie_up, (frac > half).astype(np.int64))
+    return floor + up + zero_point
 
 
 @dataclass(frozen=True)
@@ -74,11 +96,7 @@ def requantize(
         acc += (term.astype(np.int64) - z) * m
     if bias is not None:
         acc += bias
-    floor = acc >> fixed.shift
-    frac = acc - (floor << fixed.shift)
-    half, window = 1 << (fixed.shift - 1), tie_window(fixed.shift)
-    up = np.where(np.abs(frac - half) <= window, floor & 1, (frac > half).astype(np.int64))
-    return np.clip(floor + up + zero_point, qmin, qmax).astype(np.int32)
+    return np.clip(round_fixed_to_code(acc, fixed.shift, zero_point), qmin, qmax).astype(np.int32)
 
 
 # |code - zero_point| of any code stored in 8 bits (INT8 or INT4), whatever its zero point.
@@ -87,13 +105,22 @@ CODE_BOUND = 255
 
 def product_shift(fixed: FixedPoint) -> int:
     """The shift ``T`` of ``requantize_product``: the largest ``T <= S`` for which every
-    ``w * b + 2^(T-1)`` (``|a|, |b| <= CODE_BOUND``) fits in int32."""
+    ``w * b`` plus the rounding offset (``|a|, |b| <= CODE_BOUND``) fits in int32."""
     (m,), shift = fixed.multipliers, fixed.shift
     for t in range(shift, 0, -1):
         w_max = (CODE_BOUND * abs(m) >> (shift - t)) + 1
-        if w_max * CODE_BOUND + (1 << (t - 1)) < 2**31:
+        if w_max * CODE_BOUND + (1 << (t - 1)) + tie_window(t) < 2**31:
             return t
     raise ValueError(f"requantize multiplier {m} / 2^{shift} is too large for int32 products")
+
+
+def edge_factors(a: np.ndarray, fixed: FixedPoint) -> np.ndarray:
+    """``w = round(a * m / 2^(S - T))`` (int64) of per-edge codes ``a``: the edge's factor
+    of ``requantize_product``, in units of ``2^-T``."""
+    (m,), shift = fixed.multipliers, fixed.shift
+    t = product_shift(fixed)
+    a = a.astype(np.int64)
+    return a * m if shift == t else (a * m + (1 << (shift - t - 1))) >> (shift - t)
 
 
 def requantize_product(
@@ -101,17 +128,14 @@ def requantize_product(
 ) -> np.ndarray:
     """Codes of ``M * a * b`` (``M = m / 2^S``) for zero-centred 8-bit codes ``a`` (one per
     edge) and ``b`` (per edge and feature), in int32 arithmetic the vector units run at full
-    width: the edge's factor is scaled once, ``w = round(a * m / 2^(S - T))`` (int64, per
-    edge), then ``q = clamp(zero_point + round(w * b / 2^T))`` in int32 per element, rounding
-    halves up. Rounding ``w`` moves ``M * a * b`` by at most ``|b| / 2^(T+1)``, a few
-    thousandths of a code, so results differ from ``round(M * a * b)`` only that close to a
-    half. GCN's messages use it (``dqc.kernels.spmm_csr``)."""
-    (m,), shift = fixed.multipliers, fixed.shift
-    t = product_shift(fixed)
-    a = a.astype(np.int64)
-    w = a * m if shift == t else (a * m + (1 << (shift - t - 1))) >> (shift - t)
-    r = (w.astype(np.int32) * b.astype(np.int32) + np.int32(1 << (t - 1))) >> t
-    return np.clip(r + zero_point, qmin, qmax).astype(np.int32)
+    width: the edge's factor is scaled once (``edge_factors``), then
+    ``q = clamp(round_fixed_to_code(w * b, T, zero_point))``, whose ``w * b`` fits int32.
+    Rounding ``w`` moves ``M * a * b`` by at most ``|b| / 2^(T+1)``, a few hundred-thousandths
+    of a code for GCN's messages, so results differ from ``round(M * a * b)`` only that close
+    to the tie window's edges. GCN's messages use it (``dqc.kernels.spmm_csr``)."""
+    w = edge_factors(a, fixed)
+    codes = round_fixed_to_code(w * b.astype(np.int64), product_shift(fixed), zero_point)
+    return np.clip(codes, qmin, qmax).astype(np.int32)
 
 
 def clamp_free_codes(
@@ -125,13 +149,11 @@ def clamp_free_codes(
     """The interval of codes ``a`` (within ``a_range``, around 0) whose ``requantize_product``
     with any ``b`` in ``b_range`` never reaches the clamp, or ``None``. Kernels skip the
     clamp on edges whose code lies in it; the result is the same."""
-    (m,), shift = fixed.multipliers, fixed.shift
-    t = product_shift(fixed)
     a = np.arange(a_range[0], a_range[1] + 1, dtype=np.int64)
-    w = a * m if shift == t else (a * m + (1 << (shift - t - 1))) >> (shift - t)
-    # r = round(w * b / 2^T) is monotone in b, so its extremes are at b_range's ends.
-    ends = [(w * b + (1 << (t - 1))) >> t for b in b_range]
-    low, high = np.minimum(*ends) + zero_point, np.maximum(*ends) + zero_point
+    w, t = edge_factors(a, fixed), product_shift(fixed)
+    # The rounded w * b / 2^T is monotone in b, so its extremes are at b_range's ends.
+    ends = [round_fixed_to_code(w * b, t, zero_point) for b in b_range]
+    low, high = np.minimum(*ends), np.maximum(*ends)
     free = (low >= qmin) & (high <= qmax)
     zero = -a_range[0]
     if not 0 <= zero < a.size or not free[zero]:

@@ -11,6 +11,19 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from dqc.fixed_point import TIE_BITS
+
+TIE_STEPS = 2.0 ** (TIE_BITS - 1)
+
+
+def round_to_code(v):
+    """``v`` (float32, NumPy or torch) rounded as the integer program rounds: to nearest,
+    with every value within ``2^-TIE_BITS`` of a half counted as that half and sent to the
+    even integer. Rounding ``v * 2^(TIE_BITS - 1)`` first moves exactly those values onto the
+    half; scaling by a power of two is exact, so NumPy, torch and TVM agree bit for bit."""
+    return ((v * TIE_STEPS).round() / TIE_STEPS).round()
+
+
 FP32_EPS = float(np.finfo(np.float32).eps)
 
 
@@ -60,9 +73,10 @@ class QParams:
         return cls(float(np.float32(scale)), int(zero_point), bits, signed)
 
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """Float array to integers on the grid (float32 arithmetic, as the fake quantizer)."""
+        """Float array to integers on the grid (float32 arithmetic, as the fake quantizer in
+        eval mode)."""
         x = np.asarray(x, dtype=np.float32)
-        q = np.round(x / np.float32(self.scale) + np.float32(self.zero_point))
+        q = round_to_code(x / np.float32(self.scale) + np.float32(self.zero_point))
         return np.clip(q, self.qmin, self.qmax).astype(np.int32)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:

@@ -68,17 +68,19 @@ class Quantizer(nn.Module):
         else:
             protect = None
         if self.sparse_data and not x.requires_grad and x.dim() == 2:
-            sparse = _quantize_nonzeros(x, protect, self.qparams())
+            sparse = _quantize_nonzeros(x, protect, self.qparams(), not self.training)
             if sparse is not None:
                 return sparse
-        return fake_quantize(x, self.qparams(), self.grad, protect)
+        return fake_quantize(x, self.qparams(), self.grad, protect, deployed=not self.training)
 
     def extra_repr(self) -> str:
         sign = "signed" if self.signed else "unsigned"
         return f"bits={self.bits}, {sign}, tracker={self.tracker}, grad={self.grad}"
 
 
-def _quantize_nonzeros(x: torch.Tensor, protect: torch.Tensor | None, qparams: QParams):
+def _quantize_nonzeros(
+    x: torch.Tensor, protect: torch.Tensor | None, qparams: QParams, deployed: bool
+):
     """The fake quantization of a mostly-zero, gradient-free matrix (raw bag-of-words
     features), computed on its nonzeros only; None if ``x`` is not that sparse.
 
@@ -88,7 +90,8 @@ def _quantize_nonzeros(x: torch.Tensor, protect: torch.Tensor | None, qparams: Q
     if rows.numel() > x.numel() // 8:
         return None
     values = x[rows, cols]
-    quantized = fake_quantize(values, qparams, protect=None if protect is None else protect[rows])
+    rows_protected = None if protect is None else protect[rows]
+    quantized = fake_quantize(values, qparams, protect=rows_protected, deployed=deployed)
     out = torch.zeros_like(x)
     out[rows, cols] = quantized
     return out

@@ -3,9 +3,10 @@
 Float-facing (what the importer emits from the exported torch program):
 
 * ``dqc.quantize(x)``: floats to integer codes, ``clamp(round(x / scale + zero_point))`` in
-  float32 with round half to even (DQ's arithmetic; Relax's own ``quantize`` rounds before
-  adding the zero point, which differs at ties). int8 codes for signed grids, uint8 for
-  unsigned ones; INT4 uses the same dtypes with a narrower ``[qmin, qmax]``.
+  float32, rounded by ``dqc.qparams.round_to_code`` (DQ's arithmetic, ties to the even code;
+  Relax's own ``quantize`` rounds before adding the zero point, which differs at ties). int8
+  codes for signed grids, uint8 for unsigned ones; INT4 uses the same dtypes with a narrower
+  ``[qmin, qmax]``.
 * ``dqc.dequantize(q)``: ``(q - zero_point) * scale`` in float32.
 * ``dqc.index_add(base, index, src)``: ``base`` with ``src[e]`` added to row ``index[e]``.
 * ``dqc.edge_softmax(alpha, dst, indptr)``: GAT's attention softmax over each target's
@@ -18,9 +19,10 @@ Float-facing (what the importer emits from the exported torch program):
 Integer (what the passes produce):
 
 * ``dqc.qmatmul(a, b)``: ``sum_k (a[m, k] - a_zero) * (b[k, n] - b_zero)`` in int32.
-* ``dqc.requantize(t_0, ..., t_k[, bias])``: ``clamp(zero_point + round(sum_i
-  M_i * (t_i - z_i) + bias))``, real multipliers ``M_i``; ``FoldScales`` turns them into
-  integer multipliers and one shift (``dqc.fixed_point``), and only then can it be lowered.
+* ``dqc.requantize(t_0, ..., t_k[, bias])``: ``clamp(round(zero_point + sum_i
+  M_i * (t_i - z_i) + bias))``, real multipliers ``M_i``, rounded as ``quantize`` rounds;
+  ``FoldScales`` turns them into integer multipliers and one shift (``dqc.fixed_point``), and
+  only then can it be lowered.
 
 Attributes are ``DictAttrs`` so passes read them as ``call.attrs["scale"]``.
 """

@@ -172,16 +172,15 @@ def _code_product(node: Node) -> tuple[Node, Node] | None:
 
 
 def _centered_product(children: tuple[Node, ...], dtype) -> Node | None:
-    """``cast(requantize_product(...)) - zero_point`` as one ``requantize_product`` whose
-    clamp bounds are shifted instead: the centred code, without a round trip through int8."""
+    """``cast(requantize_product(...)) - zero_point`` as one ``centered`` ``requantize_product``:
+    the centred code, without a round trip through int8."""
     code, zero = children[0], children[-1]
     if len(children) != 2 or code.op != "cast" or zero.op != "const":
         return None
     product = code.children[0]
     if product.op != "requantize_product" or product.attrs["zero_point"] != zero.value:
         return None
-    a = product.attrs
-    attrs = {**a, "zero_point": 0, "qmin": a["qmin"] - zero.value, "qmax": a["qmax"] - zero.value}
+    attrs = {**product.attrs, "centered": True}
     return Node("requantize_product", dtype, product.shape, product.children, attrs=attrs)
 
 

@@ -20,6 +20,18 @@ def test_forward_matches_hand_values_and_numpy():
     assert np.array_equal(QP.dequantize(QP.quantize(np.array(X))), np.array(expected, np.float32))
 
 
+def test_deployed_rounding_counts_near_halves_as_halves():
+    """In eval mode a value within 2^-10 of a half goes to the even code, as the integer
+    program's requantize sends it; training rounds each value to its nearest code."""
+    offsets = np.array([-(2.0**-11), 2.0**-11, -(2.0**-9), 2.0**-9])
+    codes = np.array([2.5, 2.5, 2.5, 2.5]) + offsets  # x / 0.5 - 3 for the values below
+    x = torch.tensor((codes + 3) * 0.5, dtype=torch.float32)
+    deployed = fake_quantize(x, QP, deployed=True) / 0.5 - 3
+    assert deployed.tolist() == [2, 2, 2, 3]
+    assert (fake_quantize(x, QP) / 0.5 - 3).tolist() == [2, 3, 2, 3]
+    assert QP.quantize(x.numpy()).tolist() == deployed.tolist()
+
+
 @pytest.mark.parametrize(
     ("grad", "expected"),
     [

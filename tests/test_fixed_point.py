@@ -2,16 +2,21 @@
 
 import numpy as np
 import pytest
+import torch
 
+from dqc.fake_quant import fake_quantize
 from dqc.fixed_point import (
     CODE_BOUND,
     MULTIPLIER_BITS,
+    TIE_BITS,
     FixedPoint,
     clamp_free_codes,
     product_shift,
     requantize,
     requantize_product,
+    tie_window,
 )
+from dqc.qparams import QParams, round_to_code
 
 
 def test_multipliers_keep_30_bits_and_share_a_shift():
@@ -53,9 +58,24 @@ def test_terms_zero_points_and_bias():
     fixed = FixedPoint.from_reals([0.25, 2.0], 3.0)
     a, b = np.array([10, 14]), np.array([3, 4])
     bias = fixed.bias(np.array([1.5, -3.0]))
-    # 0.25 (a - 2) + 2 (b - 1) + bias = [2 + 4 + 1.5, 3 + 6 - 3] = [7.5 -> 8, 6]; + zero 5
+    # 0.25 (a - 2) + 2 (b - 1) + bias = [2 + 4 + 1.5, 3 + 6 - 3] = [7.5, 6]; + zero 5 gives
+    # [12.5 -> 12 (the even code), 11]
     out = requantize([a, b], [2, 1], fixed, 5, 0, 255, bias)
-    assert out.tolist() == [13, 11]
+    assert out.tolist() == [12, 11]
+
+
+@pytest.mark.parametrize("zero_point", [-3, 0, 5])
+def test_ties_go_to_the_even_code_as_the_fake_quantizer_sends_them(zero_point):
+    """Requantizing grid values equals fake-quantizing them: DQ rounds x / scale + zero_point,
+    so a tie goes to the even code, which with an odd zero point is not where rounding
+    x / scale first would send it."""
+    source = np.arange(-40, 41)  # codes of a grid with scale 0.25 and zero point 0
+    target = QParams(0.5, zero_point, 8, True)  # every odd source code lands on a tie
+    fixed = FixedPoint.from_reals([0.25 / 0.5])
+    out = requantize([source], [0], fixed, target.zero_point, target.qmin, target.qmax)
+    fake = fake_quantize(torch.from_numpy(source * 0.25).float(), target, deployed=True)
+    np.testing.assert_array_equal(out, fake.numpy() / target.scale + zero_point)
+    assert np.all(out[source % 2 == 1] % 2 == 0)
 
 
 @pytest.mark.parametrize("multiplier", [1e-4, 0.0123, 0.37, 1.0, 3.9])
@@ -64,21 +84,25 @@ def test_product_requantize_is_int32_safe_and_near_exact(multiplier):
     t = product_shift(fixed)
     (m,), s = fixed.multipliers, fixed.shift
     w_max = (CODE_BOUND * m >> (s - t)) + 1
-    assert w_max * CODE_BOUND + (1 << (t - 1)) < 2**31  # no int32 overflow anywhere
+    # no int32 overflow anywhere, rounding offset included
+    assert w_max * CODE_BOUND + (1 << (t - 1)) + tie_window(t) < 2**31
     codes = np.arange(-CODE_BOUND, CODE_BOUND + 1)
     a, b = np.meshgrid(codes, codes)  # every pair of centred 8-bit codes, extremes included
     out = requantize_product(a, b, fixed, 0, -(2**31), 2**31 - 1)
     exact = multiplier * a.astype(np.float64) * b
-    assert np.abs(out - exact).max() <= 0.5 + 0.01  # off by one only right at a half
-    off = out != np.floor(exact + 0.5)
-    assert np.all(np.abs(exact[off] - np.round(exact[off])) >= 0.49)
+    # The same rounding rule on the exact product: only values right at the tie window's
+    # edges may land on the other side of one.
+    off = out != round_to_code(exact)
+    distance_to_edge = np.abs(np.abs(exact - np.floor(exact) - 0.5) - 2.0**-TIE_BITS)
+    assert np.all(distance_to_edge[off] <= 0.01)
+    assert np.abs(out - exact).max() <= 0.5 + 2.0**-TIE_BITS + 0.01
 
 
 def test_product_requantize_zero_point_and_clamp():
-    fixed = FixedPoint.from_reals([0.5])  # q = zero + round(a * b / 2), halves up
+    fixed = FixedPoint.from_reals([0.5])  # q = round(zero + a * b / 2), ties to even codes
     a, b = np.array([3, 3, -3, 100]), np.array([1, 5, 1, 100])
     out = requantize_product(a, b, fixed, zero_point=10, qmin=0, qmax=255)
-    assert out.tolist() == [12, 18, 9, 255]  # 1.5 -> 2, 7.5 -> 8, -1.5 -> -1, clamp
+    assert out.tolist() == [12, 18, 8, 255]  # 11.5 -> 12, 17.5 -> 18, 8.5 -> 8, clamp
 
 
 @pytest.mark.parametrize("multiplier", [0.0004, 0.013, 0.37])

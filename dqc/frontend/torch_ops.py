@@ -1,10 +1,11 @@
 """Quantize / dequantize as torch custom ops, so ``torch.export`` keeps each as one node.
 
 ``dqc::quantize`` maps floats to integer codes with Degree-Quant's arithmetic (float32
-``x / scale + zero_point``, round half to even, clamp to ``[qmin, qmax]``), giving int8 codes
-for signed grids and uint8 for unsigned ones (INT4 codes use the same dtypes with a narrower
-grid). ``dqc::dequantize`` maps codes back to ``(q - zero_point) * scale`` in float32.
-``dequantize(quantize(x))`` is bit-for-bit DQ's fake quantizer in eval mode.
+``x / scale + zero_point``, rounded by ``dqc.qparams.round_to_code``, clamped to
+``[qmin, qmax]``), giving int8 codes for signed grids and uint8 for unsigned ones (INT4 codes
+use the same dtypes with a narrower grid). ``dqc::dequantize`` maps codes back to
+``(q - zero_point) * scale`` in float32. ``dequantize(quantize(x))`` is bit for bit the fake
+quantizer in eval mode.
 
 ``dqc::edge_softmax`` is GAT's integer attention softmax (``dqc.edge_softmax``) and
 ``dqc::edge_softmax_float`` its float counterpart for FP32 models. ``dqc::segment_mean`` and
@@ -18,7 +19,7 @@ import torch.nn.functional as F
 from torch_geometric.utils import softmax as pyg_softmax
 
 from dqc import edge_softmax as softmax_spec
-from dqc.qparams import QParams
+from dqc.qparams import QParams, round_to_code
 
 
 def code_dtype(qmin: int) -> torch.dtype:
@@ -27,7 +28,7 @@ def code_dtype(qmin: int) -> torch.dtype:
 
 @torch.library.custom_op("dqc::quantize", mutates_args=())
 def quantize(x: torch.Tensor, scale: float, zero_point: int, qmin: int, qmax: int) -> torch.Tensor:
-    codes = torch.clamp(torch.round(x / scale + zero_point), qmin, qmax)
+    codes = torch.clamp(round_to_code(x / scale + zero_point), qmin, qmax)
     return codes.to(code_dtype(qmin))
 
 

@@ -1,8 +1,9 @@
 """Quantize floats to codes and dequantize codes to floats, elementwise, in float32.
 
-``quantize``: ``cast(clamp(round(x / scale + zero_point), qmin, qmax))`` with round half to
-even (``tirx.round`` lowers to LLVM's ``nearbyint``) and a true division, matching DQ's
-fake quantizer bit for bit. ``dequantize``: ``(float(q) - zero_point) * scale``.
+``quantize``: ``cast(clamp(round(x / scale + zero_point), qmin, qmax))`` with a true division
+and ``dqc.qparams.round_to_code``'s rounding (``tirx.round`` lowers to LLVM's ``nearbyint``,
+half to even), matching the fake quantizer in eval mode bit for bit. ``dequantize``:
+``(float(q) - zero_point) * scale``.
 
 ``quantize_checked`` quantizes a model's input ``x`` and, in the same pass over it, flags
 every row that holds a NaN or an Inf (exponent bits all set), so the input needs no separate
@@ -14,6 +15,8 @@ from __future__ import annotations
 from tvm import te, tirx
 from tvm.script import tirx as T
 
+from dqc.qparams import TIE_STEPS
+
 NON_FINITE_EXPONENT = 0x7F800000  # float32 exponent bits: all set for NaN and +-Inf
 
 
@@ -22,7 +25,9 @@ def code(value, scale: float, zero_point: int, qmin: int, qmax: int, dtype: str)
     s = tirx.const(scale, "float32")
     z = tirx.const(float(zero_point), "float32")
     lo, hi = tirx.const(float(qmin), "float32"), tirx.const(float(qmax), "float32")
-    return tirx.Cast(dtype, tirx.max(tirx.min(tirx.round(value / s + z), hi), lo))
+    steps, step = tirx.const(TIE_STEPS, "float32"), tirx.const(1 / TIE_STEPS, "float32")
+    rounded = tirx.round(tirx.round((value / s + z) * steps) * step)
+    return tirx.Cast(dtype, tirx.max(tirx.min(rounded, hi), lo))
 
 
 def quantize(x: te.Tensor, scale: float, zero_point: int, qmin: int, qmax: int, dtype: str):

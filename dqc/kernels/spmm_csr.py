@@ -167,6 +167,7 @@ class _Emitter:
                 node.dtype,
                 b_zero,
                 self.clamp,
+                a.get("centered", False),
             )
         if node.op == "requantize":
             a = node.attrs

@@ -22,7 +22,8 @@ def test_cora_parity(compiled_cora, data_root, arch):
     result = evaluate_artifact(compiled_cora(arch), "cora", data_root)
     assert result["bitexact_with_reference"] is True
     assert result["agreement"] >= MIN_AGREEMENT
-    assert abs(result["accuracy"] - result["fakequant_accuracy"]) <= 0.3
+    # At most 3 of the 1,000 test nodes (rounded: 77.9 - 77.6 is 0.30000000000001 in floats).
+    assert round(abs(result["accuracy"] - result["fakequant_accuracy"]), 6) <= 0.3
 
 
 def test_fp32_build_matches_the_float_model(compiled_cora, trained_cora, cora):

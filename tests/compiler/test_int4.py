@@ -21,7 +21,8 @@ def test_cora_int4_parity(compiled_cora, data_root, arch, scheme):
     assert result["scheme"] == scheme
     assert result["bitexact_with_reference"] is True
     assert result["agreement"] >= 99.5
-    assert abs(result["accuracy"] - result["fakequant_accuracy"]) <= 0.3
+    # At most 3 of the 1,000 test nodes (rounded: 77.9 - 77.6 is 0.30000000000001 in floats).
+    assert round(abs(result["accuracy"] - result["fakequant_accuracy"]), 6) <= 0.3
 
 
 @pytest.mark.usefixtures("arm_toolchain")
