@@ -52,17 +52,45 @@ def split_vector(sch: s_tir.Schedule, loop, lanes: int):
     return outer, inner
 
 
+def _power_of_two_pieces(extent: int) -> list[int]:
+    """``extent`` as descending powers of two, e.g. 7 = [4, 2, 1]."""
+    return [1 << bit for bit in reversed(range(extent.bit_length())) if extent >> bit & 1]
+
+
+def _partition(sch: s_tir.Schedule, loop, lengths: list[int]) -> list:
+    """``loop`` (from 0) as consecutive loops of ``lengths``. TVM's ``loop_partition``
+    misplaces the parts of a loop that does not start at 0, so a loop is partitioned once."""
+    return list(sch.loop_partition(loop, [*lengths[:-1], None])) if len(lengths) > 1 else [loop]
+
+
+def _vectorize_pieces(sch: s_tir.Schedule, loops: list, pieces: list[int]) -> None:
+    for loop, width in zip(loops, pieces, strict=True):
+        if width > 1:
+            sch.vectorize(loop)
+
+
+def vectorize_short(sch: s_tir.Schedule, loop) -> None:
+    """Vectorize a static loop shorter than a native vector as power-of-two vectors, e.g.
+    7 = 4 + 2 + 1 (a single element stays scalar). LLVM 22's AArch64 backend miscompiles
+    truncating stores of 3-lane vectors, ``<3 x i64>`` to ``<3 x i8>``: it stored zeros
+    and dropped lanes of Cora's 7-class epilogue (fixed upstream in llvm/llvm-project#202039,
+    after the pinned TVM's LLVM). Power-of-two vectors never form such a type."""
+    pieces = _power_of_two_pieces(static_extent(sch, loop))
+    _vectorize_pieces(sch, _partition(sch, loop, pieces), pieces)
+
+
 def vectorize_with_tail(sch: s_tir.Schedule, loop, lanes: int) -> bool:
     """Vectorize a loop whose static extent is not a multiple of ``lanes``: partition it
-    into whole vectors and one shorter vector (e.g. 1433 = 89 x 16 + 9). False if the
-    extent is symbolic or under ``lanes``."""
+    into whole vectors and a shorter tail of power-of-two vectors (see ``vectorize_short``),
+    e.g. 1433 = 89 x 16 + 8 + 1. False if the extent is symbolic or under ``lanes``."""
     extent = static_extent(sch, loop)
     if extent is None or extent <= lanes or extent % lanes == 0:
         return False
-    body, tail = sch.loop_partition(loop, [extent - extent % lanes, None])
+    pieces = _power_of_two_pieces(extent % lanes)
+    body, *tail = _partition(sch, loop, [extent - extent % lanes, *pieces])
     _, inner = sch.split(body, [None, lanes])
     sch.vectorize(inner)
-    sch.vectorize(tail)
+    _vectorize_pieces(sch, tail, pieces)
     return True
 
 

@@ -35,8 +35,8 @@ def _round_biased(biased: tirx.PrimExpr, shift: int, zero_point: int, dtype: str
     window = tie_window(shift)
     c = tirx.shift_right(biased, tirx.const(shift, dtype))
     low = biased & tirx.const((1 << shift) - 1, dtype)
-    tie = tirx.Cast(dtype, low <= tirx.const(2 * window, dtype))
-    return c - (tie & (c + tirx.const(zero_point & 1, dtype)))
+    odd = (c + tirx.const(zero_point & 1, dtype)) & tirx.const(1, dtype)
+    return c - tirx.Select(low <= tirx.const(2 * window, dtype), odd, tirx.const(0, dtype))
 
 
 def requantize_value(
