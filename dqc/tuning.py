@@ -7,7 +7,8 @@ that ``dqc compile --tuning-db`` applies.
    shape bucket) and the index arrays it reads are recorded into the database directory.
 3. Each task, specialized to its shapes, is searched with meta_schedule (``ReplayFunc``:
    knob values drawn afresh for every candidate), built by a builder without meta_schedule's
-   slow intrinsic import, and timed by the standard runner on the recorded index arrays.
+   slow import of every tensor intrinsic (also kept out of the tuning context), and timed by
+   the standard runner on the recorded index arrays.
 
 ``trials`` is the budget per run, split evenly over the tasks and counted against what the
 database already holds: a second run on the same directory continues where the first
@@ -16,11 +17,14 @@ stopped (``resumed``), and only runs trials the database lacks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import sys
 import tempfile
 import time
+import types
 from collections.abc import Callable
 from pathlib import Path
 
@@ -107,18 +111,37 @@ def _tunable(func: tirx.PrimFunc, specialized: tirx.PrimFunc, target) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _tensor_intrinsics_unloaded():
+    """Lets ``TuneContext`` be made without its ``import tvm.s_tir.tensor_intrin``: that import
+    parses every tensor intrinsic TVM has as TVMScript, 33 s in a bare process and minutes
+    once torch is loaded (the parser walks the stack through every loaded module). dqc's
+    search spaces tensorize nothing, so an empty module stands in while the context is made,
+    and a later real import still loads the intrinsics."""
+    name = "tvm.s_tir.tensor_intrin"
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = types.ModuleType(name)
+    try:
+        yield
+    finally:
+        del sys.modules[name]
+
+
 def _context(name: str, func: tirx.PrimFunc, target: tvm.target.Target) -> ms.TuneContext:
     space = ms.space_generator.ScheduleFn(
         search_space(func, target), sch_rules=[], postprocs=[], mutator_probs={}
     )
-    return ms.TuneContext(
-        mod=workload_module(func),
-        target=target,
-        space_generator=space,
-        search_strategy=ms.search_strategy.ReplayFunc(),
-        task_name=name,
-        num_threads=1,  # the search itself is cheap; both cores stay for measuring
-    )
+    with _tensor_intrinsics_unloaded():
+        return ms.TuneContext(
+            mod=workload_module(func),
+            target=target,
+            space_generator=space,
+            search_strategy=ms.search_strategy.ReplayFunc(),
+            task_name=name,
+            num_threads=1,  # the search itself is cheap; both cores stay for measuring
+        )
 
 
 def tune(

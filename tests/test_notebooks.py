@@ -36,7 +36,7 @@ def test_notebook_runs_and_plots(notebook, tmp_path):
             "notebook",
             "--execute",
             "--ExecutePreprocessor.kernel_name=python3",
-            "--ExecutePreprocessor.timeout=300",
+            "--ExecutePreprocessor.timeout=600",
             "--output-dir",
             str(tmp_path),
             str(notebook),
