@@ -2,6 +2,8 @@
 outputs as a local run, remote timings from ``dqc bench --rpc``."""
 
 import json
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +29,7 @@ def _start(module: str, *args: str, ready: str) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group: _stop ends its session workers too
     )
     deadline = time.monotonic() + 60
     for line in process.stdout:
@@ -34,8 +37,15 @@ def _start(module: str, *args: str, ready: str) -> subprocess.Popen:
             return process
         if time.monotonic() > deadline:
             break
-    process.kill()
+    _stop(process)
     raise RuntimeError(f"tvm.exec.{module} did not start")
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Kill a process started by ``_start`` with the workers it forked for RPC sessions,
+    which would otherwise outlive the tests."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +62,7 @@ def rpc_server():
         ready="bind to",
     )
     yield f"127.0.0.1:{port}"
-    server.kill()
+    _stop(server)
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +95,8 @@ def tracker_with_server():
     )
     time.sleep(1)  # the server registers with the tracker after binding
     yield f"127.0.0.1:{port}"
-    server.kill()
-    tracker.kill()
+    _stop(server)
+    _stop(tracker)
 
 
 def test_rpc_run_equals_local_run(compiled_cora, data_root, rpc_server, capsys):
