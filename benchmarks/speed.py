@@ -27,7 +27,7 @@ import tvm
 
 from dqc.bench import run_bench
 from dqc.checkpoint import save_checkpoint
-from dqc.targets import host_target
+from dqc.kernels.spmm_csr import PREFETCH_EDGES
 from dqc.training import train_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -112,7 +112,8 @@ def main() -> None:
                 row = run_bench(
                     workload, path, args.repeats, args.data_root, log=lambda s: print(" ", s)
                 )
-                rows[workload] = {**row, **_gathered_bytes(row)}
+                today = datetime.date.today().isoformat()
+                rows[workload] = {**row, **_gathered_bytes(row), "date": today}
     ordered = [rows[w] for w in SPEED_WORKLOADS if w in rows]
     RESULTS.mkdir(exist_ok=True)
     saved.write_text(json.dumps(ordered, indent=1) + "\n")
@@ -162,21 +163,21 @@ def analysis(rows: list[dict]) -> str:
 
 On the Reddit-shaped graph the aggregation kernels take {r["dqc_fp32_aggregation_ms"]:.1f} ms
 in FP32, {r["dqc_int8_aggregation_ms"]:.1f} ms in INT8 and {r["dqc_int4_aggregation_ms"]:.1f} ms
-in INT4, although each edge reads 4, 1 and 0.5 bytes per feature: time does not follow bytes.
-The INT8 and INT4 feature tables they gather from ({r["gathered_int8_bytes"] / 1e6:.1f} and
-{r["gathered_int4_bytes"] / 1e6:.1f} MB; FP32 {r["gathered_fp32_bytes"] / 1e6:.1f} MB) fit this
-machine's 32 MB L3. What bounds them is arithmetic: every message value is requantized on
-its own, as Degree-Quant's message quantizer defines it (sign-extend, multiply by the edge's
-fixed-point weight, round, shift, accumulate: 5 AVX-512 instructions per 16 values, where
-FP32 needs one FMA; 7 on edges whose normalization code can reach the message range, which
-clamp twice). The INT8 kernel runs {values / 1e6:,.0f} M message values
-at {rate:.1f} G values/s per core, bound by instruction throughput. INT4 adds the nibble decode
-(shifts on every value, two output vectors per byte vector read) and saves only cache traffic,
-so it is
+in INT4, while each edge reads 4, 1 and 0.5 bytes per feature from tables of
+{r["gathered_fp32_bytes"] / 1e6:.1f}, {r["gathered_int8_bytes"] / 1e6:.1f} and
+{r["gathered_int4_bytes"] / 1e6:.1f} MB. Source rows are scattered over the table, so every
+kernel asks for each edge's row {PREFETCH_EDGES} edges before it uses it (software prefetch):
+the loads overlap with the arithmetic instead of stalling each edge, and what remains is
+arithmetic. Every message value is requantized on its own, as Degree-Quant's message
+quantizer defines it (sign-extend, multiply by the edge's fixed-point weight, round to nearest
+with ties to even, shift, clamp, accumulate): several integer vector instructions where FP32
+needs one FMA. The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
+values/s per core. INT4 adds the nibble decode (shifts on every value, two output vectors
+per byte vector read) and saves only memory traffic, so it is
 {r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8 here, not the 1.4x a byte-bound kernel would
 give. INT4 halves the parameter bytes ({r["dqc_int8_weight_bytes"]:,} ->
 {r["dqc_int4_weight_bytes"]:,}) and the gathered table; it pays off in time only where memory
-is the bound (tables larger than the cache, boards with little cache and bandwidth)."""
+is the bound (boards with little cache and bandwidth)."""
 
 
 def render(rows: list[dict]) -> str:
@@ -192,9 +193,9 @@ def render(rows: list[dict]) -> str:
         "Regenerate: `python benchmarks/speed.py`.",
         "",
         f"Machine: {rows[0]['machine']} ({platform.system()}), "
-        f"LLVM target {json.dumps(host_target())}; torch {torch.__version__} "
+        f"LLVM target {json.dumps(rows[0]['dqc_target'])}; torch {torch.__version__} "
         f"({rows[0]['torch_threads']} threads), TVM {tvm.__version__}; "
-        f"{datetime.date.today().isoformat()}.",
+        f"{max(r.get('date', '') for r in rows) or 'date not recorded'}.",
         "",
         "| | " + " | ".join(_header(r) for r in rows) + " |",
         "|---" * (1 + len(rows)) + "|",

@@ -1,0 +1,54 @@
+"""The message kernel asks for source rows ``PREFETCH_EDGES`` edges ahead: one prefetch per
+cache line of each gathered row, up to ``PREFETCH_LINES``, on x86 and on AArch64."""
+
+import re
+
+import numpy as np
+import pytest
+import tvm
+from dqc.schedules.spmm_csr import schedule_rows
+from tvm import s_tir
+
+from dqc._tvm import tensor
+from dqc.kernels.spmm_csr import PREFETCH_LINES, Leaf, Node, spmm_csr
+from dqc.targets import PROFILES
+
+PREFETCH = {"x86": re.compile(r"\bprefetcht0\b"), "aarch64": re.compile(r"\bprfm\s+pldl1keep")}
+TARGETS = {"x86": "llvm", "aarch64": PROFILES["arm64-neon"].target}
+
+
+def _gather_sum(width: int, dtype: str) -> tvm.IRModule:
+    """``out[i] = sum of x[source] over row i's edges``, with dqc's row schedule."""
+    acc = "int32" if dtype == "int8" else "float32"
+    message = Node("cast", acc, (width,), (Node("leaf", dtype, (width,), leaf=0),))
+    sch = s_tir.Schedule(spmm_csr(message, [Leaf("gather", dtype, (width,))], acc, "int64"))
+    schedule_rows(sch)
+    return sch.mod
+
+
+@pytest.mark.parametrize("arch", sorted(TARGETS))
+@pytest.mark.parametrize(
+    "width, dtype, lines",
+    [(128, "float32", 8), (128, "int8", 2), (1433, "int8", PREFETCH_LINES)],
+)
+def test_one_prefetch_per_cache_line_of_the_row(arch, width, dtype, lines):
+    executable = tvm.compile(_gather_sum(width, dtype), tvm.target.Target(TARGETS[arch]))
+    asm = "".join(m.inspect_source("asm") for m in executable.mod.imports)
+    asm += executable.mod.inspect_source("asm")
+    assert len(PREFETCH[arch].findall(asm)) == lines
+
+
+def test_prefetching_past_the_last_edge_stays_in_bounds():
+    """Edges near the end prefetch edge ``e - 1``'s row; the sums are unchanged."""
+    rng = np.random.default_rng(1)
+    n, e, width = 50, 7, 128
+    src = rng.integers(0, n, e)
+    dst = np.sort(rng.integers(n - 3, n, e))  # every edge in the last rows
+    indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
+    x = rng.standard_normal((n, width)).astype(np.float32)
+    kernel = tvm.compile(_gather_sum(width, "float32"), "llvm")
+    out = tvm.runtime.empty((n, width), "float32")
+    kernel(tensor(indptr), tensor(src.astype(np.int64)), tensor(x), out)
+    expected = np.zeros((n, width), np.float32)
+    np.add.at(expected, dst, x[src])
+    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-6)
