@@ -21,12 +21,14 @@ from dqc.kernels import (
     edge_softmax,
     index_add,
     qmatmul,
+    qmatmul_avx2,
     qmatmul_sdot,
     qmatmul_vnni,
     quantize,
     requantize,
     segment_pool,
 )
+from dqc.kernels.dot_product_matmul import WORD_ELEMENTS
 from dqc.relax_ops import code_dtype
 
 
@@ -100,7 +102,8 @@ def _edge_softmax_float(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 
 
 def _dot_product_kernel() -> str | None:
-    """``"vnni"`` or ``"sdot"`` when the current target has that int8 dot product."""
+    """``"vnni"``, ``"sdot"`` or ``"avx2"`` when the current target has that dot product
+    (VNNI's 4 bytes, ARM's 4 bytes, AVX2's 2 int16)."""
     target = tvm.target.Target.current(allow_none=True)
     if target is None:
         return None
@@ -108,7 +111,17 @@ def _dot_product_kernel() -> str | None:
         return "vnni"
     if target.features.has_dotprod:
         return "sdot"
+    if codegen.llvm_cpu_has_features(["avx2"], target):
+        return "avx2"
     return None
+
+
+# (activation dtype, int32 lanes, block multiple, kernel maker) of each dot-product kernel
+DOT_PRODUCT_KERNELS = {
+    "vnni": ("uint8", qmatmul_vnni.LANES, 1, qmatmul_vnni.qmatmul_vnni),
+    "sdot": ("int8", qmatmul_sdot.LANES, qmatmul_sdot.GROUP, qmatmul_sdot.qmatmul_sdot),
+    "avx2": ("int16", qmatmul_avx2.LANES, qmatmul_avx2.GROUP, qmatmul_avx2.qmatmul_avx2),
+}
 
 
 def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
@@ -129,27 +142,25 @@ def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 def _qmatmul_dot_product(
     bb, kind: str, a: relax.Expr, b: np.ndarray, a_zero: int, b_zero: int
 ) -> relax.Expr:
-    """A constant-weight matmul on VNNI (uint8 x int8) or sdot (int8 x int8): activations are
-    recoded to the instruction's signedness first, shifting their zero point the same way."""
+    """A constant-weight matmul on VNNI (uint8 x int8), sdot (int8 x int8) or AVX2 (int16 x
+    int16): activations are recoded to the instruction's operand type first, an 8-bit
+    signedness change shifting their zero point the same way."""
     k, n = b.shape
-    groups = -(-k // 4)
-    if kind == "vnni":
-        dtype, lanes, multiple, make = "uint8", qmatmul_vnni.LANES, 1, qmatmul_vnni.qmatmul_vnni
-    else:
-        dtype, lanes, multiple = "int8", qmatmul_sdot.LANES, qmatmul_sdot.GROUP
-        make = qmatmul_sdot.qmatmul_sdot
-    packed, blocks = qmatmul.pack_weights(b, lanes, multiple)
-    if a.ty.dtype != dtype:
+    dtype, lanes, multiple, make = DOT_PRODUCT_KERNELS[kind]
+    per_word = WORD_ELEMENTS[dtype]
+    groups = -(-k // per_word)
+    packed, blocks = qmatmul.pack_weights(b, lanes, multiple, per_word)
+    if a.ty.dtype != dtype and dtype != "int16":
         a_zero += 128 if dtype == "uint8" else -128
     recoded = bb.emit_te(
-        qmatmul.recode_padded, a, groups * 4, dtype, primfunc_name_hint=f"dqc_to_{dtype}"
+        qmatmul.recode_padded, a, groups * per_word, dtype, primfunc_name_hint=f"dqc_to_{dtype}"
     )
     gv = add_kernel(bb, make(groups, blocks), f"dqc_qmatmul_{kind}")
     rows = a.ty.shape[0]
     dot = bb.emit(
         relax.call_tir(
             gv,
-            [recoded, relax.const(packed, "int8")],
+            [recoded, relax.const(packed, str(packed.dtype))],
             relax.TensorType([rows, blocks * lanes], "int32"),
         )
     )

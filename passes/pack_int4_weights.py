@@ -1,14 +1,17 @@
-"""PackInt4Weights: 8-bit constants whose values all fit 4 bits are stored two per byte.
+"""PackInt4Weights: integer weight constants whose values all fit 4 bits are stored two per
+byte.
 
 INT4 models' weights reach the kernels as int8 constants (the dot-product kernels' packed
-layouts included). This pass replaces each such constant argument of a ``call_tir`` by
-``call_tir(dqc_unpack_int4, packed)``: the binary holds half the weight bytes, and a small
-kernel unpacks them at each call (layout: ``dqc.kernels.pack_int4``). It runs after the last
-``FoldConstant``, which would fold the unpacking straight back into a constant.
+layouts included; int16 ones for the AVX2 matmul). This pass replaces each such constant
+argument of a ``call_tir`` by ``call_tir(dqc_unpack_int4, packed)``: the binary holds half a
+byte per weight, and a small kernel unpacks them at each call (layout:
+``dqc.kernels.pack_int4``). It runs after the last ``FoldConstant``, which would fold the
+unpacking straight back into a constant.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import tvm
 from tvm import relax
 
@@ -19,7 +22,7 @@ MIN_ELEMENTS = 64  # smaller constants are not worth a kernel call
 
 
 def _packable(expr: relax.Expr) -> bool:
-    if not is_constant(expr) or str(expr.ty.dtype) not in ("int8", "uint8"):
+    if not is_constant(expr) or str(expr.ty.dtype) not in ("int8", "uint8", "int16"):
         return False
     value = constant_value(expr)
     return value.size >= MIN_ELEMENTS and pack_int4.fits_int4(
@@ -43,9 +46,14 @@ class _Packer(relax.PyExprMutator):
     def unpacked(self, constant: relax.Expr) -> relax.Expr:
         value = constant_value(constant)
         rows = value.reshape(1, -1)
-        packed = relax.const(pack_int4.pack_array(rows))
+        storage = "uint8" if value.dtype == np.uint8 else "int8"  # int16: signed nibbles
+        packed = relax.const(pack_int4.pack_array(rows.astype(storage)))
         codes = self.builder_.emit_te(
-            pack_int4.unpack, packed, rows.shape[1], primfunc_name_hint="dqc_unpack_int4"
+            pack_int4.unpack,
+            packed,
+            rows.shape[1],
+            str(value.dtype),
+            primfunc_name_hint="dqc_unpack_int4",
         )
         return self.builder_.emit(relax.op.reshape(codes, value.shape))
 

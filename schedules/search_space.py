@@ -11,7 +11,7 @@ reject their data-dependent edge loops, so the space of each kernel family is wr
 
 Every knob is drawn with ``sample_categorical``, so a tuning record's trace holds the chosen
 values and replays on the kernel with symbolic sizes (``dqc.passes.apply_tuning_records``).
-Hand-written kernels with their own loop nests (the VNNI/sdot matmuls, graph preparation,
+Hand-written kernels with their own loop nests (the VNNI/sdot/AVX2 matmuls, graph preparation,
 the edge softmax) have no space and keep their default schedules.
 """
 

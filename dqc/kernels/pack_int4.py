@@ -18,9 +18,10 @@ def packed_width(width: int) -> int:
 
 
 def fits_int4(dtype: str, qmin: int, qmax: int) -> bool:
-    """Whether ``dtype`` codes in ``[qmin, qmax]`` fit a nibble of the same signedness."""
-    low, high = (-8, 7) if dtype == "int8" else (0, 15)
-    return dtype in ("int8", "uint8") and low <= qmin and qmax <= high
+    """Whether ``dtype`` codes in ``[qmin, qmax]`` fit a nibble of the same signedness (int16:
+    the AVX2 matmul's widened int8 weights, a signed nibble)."""
+    low, high = (0, 15) if dtype == "uint8" else (-8, 7)
+    return dtype in ("int8", "uint8", "int16") and low <= qmin and qmax <= high
 
 
 def pack(codes: te.Tensor) -> te.Tensor:
@@ -47,14 +48,16 @@ def pack_array(codes: np.ndarray) -> np.ndarray:
     return (nibbles[:, :half] | (nibbles[:, half:] << 4)).astype(np.uint8).view(codes.dtype)
 
 
-def unpack(packed: te.Tensor, width: int) -> te.Tensor:
-    """``[N, ceil(W/2)]`` packed bytes -> ``[N, W]`` codes (e.g. 4-bit weights, per call)."""
+def unpack(packed: te.Tensor, width: int, out_dtype: str | None = None) -> te.Tensor:
+    """``[N, ceil(W/2)]`` packed bytes -> ``[N, W]`` codes (e.g. 4-bit weights, per call), as
+    ``out_dtype`` (default: the bytes' dtype)."""
     n, half = packed.shape
+    out_dtype = out_dtype or packed.dtype
 
     def code(i, j):
         low = unpack_value(packed[i, tirx.min(j, half - 1)], packed.dtype, high=False)
         high = unpack_value(packed[i, tirx.max(j - half, 0)], packed.dtype, high=True)
-        return tirx.Select(j < half, low, high)
+        return tirx.Cast(out_dtype, tirx.Select(j < half, low, high))
 
     return te.compute((n, width), code, name="unpack_int4")
 

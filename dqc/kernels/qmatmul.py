@@ -38,30 +38,34 @@ def qmatmul(a: te.Tensor, b: te.Tensor, b_sum: te.Tensor, a_zero: int, b_zero: i
     )
 
 
-def pack_weights(b: np.ndarray, lanes: int, block_multiple: int = 1) -> tuple[np.ndarray, int]:
-    """Weights ``b`` [K, N] int8 in the layout of the dot-product kernels (VNNI, sdot).
+def pack_weights(
+    b: np.ndarray, lanes: int, block_multiple: int = 1, per_word: int = 4
+) -> tuple[np.ndarray, int]:
+    """Weights ``b`` [K, N] int8 in the layout of the dot-product kernels (VNNI, sdot: 4 int8
+    per word; AVX2 ``vpmaddwd``: ``per_word=2``, as int16).
 
-    Returns (packed ``[blocks, G, lanes, 4]`` flattened, blocks): K is padded to ``4 G``,
-    the columns to ``lanes * blocks`` (``blocks`` a multiple of ``block_multiple``), and
-    column N holds ones, so the kernel's output column N is the row sum of the activations
-    (the zero-point correction for free). One ``(block, group)`` is ``4 lanes`` contiguous
-    bytes: one vector load per instruction.
+    Returns (packed ``[blocks, G, lanes, per_word]`` flattened, blocks): K is padded to
+    ``per_word G``, the columns to ``lanes * blocks`` (``blocks`` a multiple of
+    ``block_multiple``), and column N holds ones, so the kernel's output column N is the row
+    sum of the activations (the zero-point correction for free). One ``(block, group)`` is
+    ``per_word lanes`` contiguous elements: one vector load per instruction.
     """
     k, n = b.shape
-    groups = -(-k // 4)
+    groups = -(-k // per_word)
     blocks = -(-(n // lanes + 1) // block_multiple) * block_multiple  # room for the ones
-    padded = np.zeros((groups * 4, blocks * lanes), np.int8)
+    padded = np.zeros((groups * per_word, blocks * lanes), np.int8 if per_word == 4 else np.int16)
     padded[:k, :n] = b
     padded[:k, n] = 1
-    packed = padded.reshape(groups, 4, blocks, lanes).transpose(2, 0, 3, 1)
+    packed = padded.reshape(groups, per_word, blocks, lanes).transpose(2, 0, 3, 1)
     return np.ascontiguousarray(packed).reshape(-1), blocks
 
 
 def recode_padded(a: te.Tensor, width: int, dtype: str):
-    """Codes as ``dtype`` (``uint8``: int8 shifted by +128; ``int8``: uint8 shifted by -128),
-    zero-padded to ``width`` columns: the input of the VNNI (uint8) and sdot (int8) kernels."""
+    """Codes as ``dtype`` (``uint8``: int8 shifted by +128; ``int8``: uint8 shifted by -128;
+    ``int16``: unchanged), zero-padded to ``width`` columns: the input of the VNNI (uint8),
+    sdot (int8) and AVX2 (int16) kernels."""
     m, k = a.shape
-    shift = 0 if a.dtype == dtype else (128 if dtype == "uint8" else -128)
+    shift = 0 if a.dtype == dtype or dtype == "int16" else (128 if dtype == "uint8" else -128)
 
     def value(i, j):
         code = tirx.Cast("int32", a[i, tirx.min(j, k - 1)]) + shift
