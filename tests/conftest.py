@@ -190,3 +190,50 @@ def arm_toolchain():
         if os.environ.get("DQC_REQUIRE_ARM"):
             pytest.fail(message)
         pytest.skip(message)
+
+
+# Exactness cases of the dot-product matmuls: (activation dtype, K, N, nonzero density);
+# dense and bag-of-words rows (zero words skipped), odd K and N.
+QMATMUL_CASES = [
+    ("int8", 1433, 64, 1.0),
+    ("uint8", 70, 41, 1.0),
+    ("int8", 3, 7, 1.0),
+    ("uint8", 1433, 64, 0.02),
+]
+
+
+def qmatmul_operands(dtype: str, k: int, n: int, density: float = 1.0, seed: int = 0):
+    """Activations ``[37, k]`` (a zero row and a row of the largest code included) and int8
+    weights ``[k, n]`` (a column of -128), for ``dqc.qmatmul``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    low, high = (-128, 128) if dtype == "int8" else (0, 256)
+    a = rng.integers(low, high, (37, k)) * (rng.random((37, k)) < density)
+    a[5], a[6] = 0, high - 1
+    w = rng.integers(-128, 128, (k, n)).astype(np.int8)
+    w[:, 0] = -128
+    return a.astype(dtype), w
+
+
+def qmatmul_module(weights, dtype: str, target, a_zero: int = 5, b_zero: int = -3):
+    """``main(x [m, K] dtype) = dqc.qmatmul(x, weights)`` legalized for ``target``, and the
+    names of its kernels."""
+    import tvm
+    from dqc.passes.legalize import DQC_LEGALIZE_MAP
+    from tvm import relax, tirx
+
+    from dqc import relax_ops
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([tirx.Var("m", "int64"), weights.shape[0]], dtype))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            call = relax_ops.call(
+                "dqc.qmatmul", [x, relax.const(weights)], a_zero=a_zero, b_zero=b_zero
+            )
+            out = bb.emit_output(bb.emit(call))
+        bb.emit_func_output(out)
+    with tvm.target.Target(target):
+        mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(bb.get())
+    return mod, [gv.name_hint for gv in mod.get_global_vars()]

@@ -7,10 +7,8 @@ import subprocess
 import numpy as np
 import pytest
 import tvm
-from dqc.passes.legalize import DQC_LEGALIZE_MAP
-from tvm import relax, tirx
+from conftest import qmatmul_module
 
-from dqc import relax_ops
 from dqc.targets import PROFILES
 
 WIDENING_MAC = re.compile(r"\b(smull2?|smlal2?|umull2?|umlal2?|sadalp|uadalp)\b")
@@ -18,17 +16,8 @@ WIDENING_MAC = re.compile(r"\b(smull2?|smlal2?|umull2?|umlal2?|sadalp|uadalp)\b"
 
 def _matmul_asm(profile: str) -> str:
     """Assembly of a Cora-sized int8 dense layer (dqc.qmatmul) built for ``profile``."""
-    bb = relax.BlockBuilder()
-    x = relax.Var("x", relax.TensorType([tirx.Var("m", "int64"), 1433], "int8"))
-    weights = np.ones((1433, 64), np.int8)
-    with bb.function("main", [x]):
-        with bb.dataflow():
-            call = relax_ops.call("dqc.qmatmul", [x, relax.const(weights)], a_zero=3, b_zero=0)
-            out = bb.emit_output(bb.emit(call))
-        bb.emit_func_output(out)
     target = tvm.target.Target(PROFILES[profile].target)
-    with target:
-        mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(bb.get())
+    mod, _ = qmatmul_module(np.ones((1433, 64), np.int8), "int8", target, a_zero=3, b_zero=0)
     executable = tvm.compile(mod, target)
     return "".join(m.inspect_source("asm") for m in executable.mod.imports)
 

@@ -6,10 +6,8 @@ import json
 import numpy as np
 import pytest
 import tvm
-from dqc.passes.legalize import DQC_LEGALIZE_MAP
-from tvm import relax, tirx
+from conftest import QMATMUL_CASES, qmatmul_module, qmatmul_operands
 
-from dqc import relax_ops
 from dqc.cli import main
 from dqc.emulation import EmulatedVM, EmulationError
 from dqc.reference import IntegerReference
@@ -49,24 +47,13 @@ def test_dqc_run_on_an_aarch64_build_says_it_emulates(compiled_cora, data_root, 
     assert emulated["bitexact_with_reference"] is True
 
 
-@pytest.mark.parametrize(("dtype", "k", "n"), [("int8", 1433, 64), ("uint8", 70, 41)])
-def test_sdot_matmul_is_exact(tmp_path, dtype, k, n):
+@pytest.mark.parametrize(("dtype", "k", "n", "density"), QMATMUL_CASES[:2])
+def test_sdot_matmul_is_exact(tmp_path, dtype, k, n, density):
     """The sdot kernel alone (uint8 codes are shifted to int8), odd K and N included."""
-    rng = np.random.default_rng(1)
-    low, high = (-128, 128) if dtype == "int8" else (0, 256)
-    a = rng.integers(low, high, (37, k)).astype(dtype)
-    w = rng.integers(-128, 128, (k, n)).astype(np.int8)
-    bb = relax.BlockBuilder()
-    var = relax.Var("a", relax.TensorType([tirx.Var("m", "int64"), k], dtype))
-    with bb.function("main", [var]):
-        with bb.dataflow():
-            call = relax_ops.call("dqc.qmatmul", [var, relax.const(w)], a_zero=7, b_zero=-2)
-            out = bb.emit_output(bb.emit(call))
-        bb.emit_func_output(out)
+    a, w = qmatmul_operands(dtype, k, n, density, seed=1)
     spec = PROFILES["arm64-dotprod"].target
-    with tvm.target.Target(spec):
-        mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(bb.get())
-    assert "dqc_qmatmul_sdot" in [gv.name_hint for gv in mod.get_global_vars()]
+    mod, kernels = qmatmul_module(w, dtype, spec, a_zero=7, b_zero=-2)
+    assert "dqc_qmatmul_sdot" in kernels
     library = tmp_path / "qmatmul.so"
     tvm.compile(mod, tvm.target.Target(spec)).export_library(
         str(library), fcompile=tvm.support.cc.cross_compiler(cross_linker(spec))

@@ -4,32 +4,14 @@ targets without VNNI, and ``vpmaddwd`` really is in the generated code."""
 import numpy as np
 import pytest
 import tvm
-from dqc.passes.legalize import DQC_LEGALIZE_MAP
-from tvm import relax, tirx
+from conftest import QMATMUL_CASES, qmatmul_module, qmatmul_operands
+from tvm import relax
 
-from dqc import relax_ops
 from dqc._tvm import tensor
 from dqc.kernels.qmatmul import pack_weights
 
 AVX2 = tvm.target.Target({"kind": "llvm", "mcpu": "znver3"})
 HOST_HAS_AVX2 = " avx2" in open("/proc/cpuinfo").read()
-
-
-def _build(k: int, n: int, dtype: str, weights: np.ndarray, target=AVX2):
-    bb = relax.BlockBuilder()
-    x = relax.Var("x", relax.TensorType([tirx.Var("m", "int64"), k], dtype))
-    with bb.function("main", [x]):
-        with bb.dataflow():
-            call = relax_ops.call("dqc.qmatmul", [x, relax.const(weights)], a_zero=5, b_zero=-3)
-            out = bb.emit_output(bb.emit(call))
-        bb.emit_func_output(out)
-    with target:
-        mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(bb.get())
-    return mod, tvm.compile(mod, target)
-
-
-def _kernels(mod) -> list[str]:
-    return [gv.name_hint for gv in mod.get_global_vars()]
 
 
 def test_int16_packing_pairs_the_reduction_axis():
@@ -44,36 +26,22 @@ def test_int16_packing_pairs_the_reduction_axis():
 
 
 def test_vpmaddwd_in_the_assembly_and_not_without_avx2():
-    mod, executable = _build(64, 32, "uint8", np.ones((64, 32), np.int8))
-    assert "dqc_qmatmul_avx2" in _kernels(mod)
-    asm = "".join(m.inspect_source("asm") for m in executable.mod.imports)
+    weights = np.ones((64, 32), np.int8)
+    mod, kernels = qmatmul_module(weights, "uint8", AVX2)
+    assert "dqc_qmatmul_avx2" in kernels
+    asm = "".join(m.inspect_source("asm") for m in tvm.compile(mod, AVX2).mod.imports)
     assert "vpmaddwd" in asm
-    plain = tvm.target.Target({"kind": "llvm", "mcpu": "x86-64"})
-    mod, _ = _build(64, 32, "uint8", np.ones((64, 32), np.int8), plain)
-    assert "dqc_qmatmul_avx2" not in _kernels(mod)
+    _, kernels = qmatmul_module(weights, "uint8", {"kind": "llvm", "mcpu": "x86-64"})
+    assert "dqc_qmatmul_avx2" not in kernels
 
 
 @pytest.mark.skipif(not HOST_HAS_AVX2, reason="this CPU has no AVX2 to run it on")
-@pytest.mark.parametrize(
-    ("dtype", "k", "n", "density"),
-    [
-        ("int8", 1433, 64, 1.0),
-        ("uint8", 70, 41, 1.0),
-        ("int8", 3, 7, 1.0),
-        ("uint8", 1433, 64, 0.02),
-    ],
-)
+@pytest.mark.parametrize(("dtype", "k", "n", "density"), QMATMUL_CASES)
 def test_avx2_matmul_is_exact(dtype, k, n, density):
-    """Extreme codes (no int16 saturation), dense and sparse rows, odd K and N."""
-    rng = np.random.default_rng(0)
-    low, high = (-128, 128) if dtype == "int8" else (0, 256)
-    a = rng.integers(low, high, (37, k)) * (rng.random((37, k)) < density)
-    a[5] = 0  # a row of zeros only
-    a[6] = high - 1  # a row of the largest code
-    a = a.astype(dtype)
-    w = rng.integers(-128, 128, (k, n)).astype(np.int8)
-    w[:, 0] = -128
-    mod, executable = _build(k, n, dtype, w)
-    assert "dqc_qmatmul_avx2" in _kernels(mod)
-    out = relax.VirtualMachine(executable, tvm.cpu())["main"](tensor(a)).numpy()
+    """Extreme codes too: the int16 products never saturate."""
+    a, w = qmatmul_operands(dtype, k, n, density)
+    mod, kernels = qmatmul_module(w, dtype, AVX2)
+    assert "dqc_qmatmul_avx2" in kernels
+    vm = relax.VirtualMachine(tvm.compile(mod, AVX2), tvm.cpu())
+    out = vm["main"](tensor(a)).numpy()
     np.testing.assert_array_equal(out, (a.astype(np.int64) - 5) @ (w.astype(np.int64) + 3))
