@@ -237,3 +237,20 @@ def qmatmul_module(weights, dtype: str, target, a_zero: int = 5, b_zero: int = -
     with tvm.target.Target(target):
         mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(bb.get())
     return mod, [gv.name_hint for gv in mod.get_global_vars()]
+
+
+def assert_qmatmul_exact(case: tuple, target, kernel: str) -> None:
+    """``dqc.qmatmul`` of ``QMATMUL_CASES`` entry ``case``, built for ``target`` (run on this
+    CPU), uses ``kernel`` and equals the int64 product of the zero-centred codes."""
+    import numpy as np
+    import tvm
+    from tvm import relax
+
+    from dqc._tvm import tensor
+
+    a, w = qmatmul_operands(*case)
+    mod, kernels = qmatmul_module(w, str(a.dtype), target)
+    assert kernel in kernels
+    vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())
+    out = vm["main"](tensor(a)).numpy()
+    np.testing.assert_array_equal(out, (a.astype(np.int64) - 5) @ (w.astype(np.int64) + 3))

@@ -4,10 +4,8 @@ targets without VNNI, and ``vpmaddwd`` really is in the generated code."""
 import numpy as np
 import pytest
 import tvm
-from conftest import QMATMUL_CASES, qmatmul_module, qmatmul_operands
-from tvm import relax
+from conftest import QMATMUL_CASES, assert_qmatmul_exact, qmatmul_module
 
-from dqc._tvm import tensor
 from dqc.kernels.qmatmul import pack_weights
 
 AVX2 = tvm.target.Target({"kind": "llvm", "mcpu": "znver3"})
@@ -36,12 +34,7 @@ def test_vpmaddwd_in_the_assembly_and_not_without_avx2():
 
 
 @pytest.mark.skipif(not HOST_HAS_AVX2, reason="this CPU has no AVX2 to run it on")
-@pytest.mark.parametrize(("dtype", "k", "n", "density"), QMATMUL_CASES)
-def test_avx2_matmul_is_exact(dtype, k, n, density):
+@pytest.mark.parametrize("case", QMATMUL_CASES)
+def test_avx2_matmul_is_exact(case):
     """Extreme codes too: the int16 products never saturate."""
-    a, w = qmatmul_operands(dtype, k, n, density)
-    mod, kernels = qmatmul_module(w, dtype, AVX2)
-    assert "dqc_qmatmul_avx2" in kernels
-    vm = relax.VirtualMachine(tvm.compile(mod, AVX2), tvm.cpu())
-    out = vm["main"](tensor(a)).numpy()
-    np.testing.assert_array_equal(out, (a.astype(np.int64) - 5) @ (w.astype(np.int64) + 3))
+    assert_qmatmul_exact(case, AVX2, "dqc_qmatmul_avx2")

@@ -3,10 +3,8 @@
 import numpy as np
 import pytest
 import tvm
-from conftest import QMATMUL_CASES, qmatmul_module, qmatmul_operands
-from tvm import relax
+from conftest import QMATMUL_CASES, assert_qmatmul_exact, qmatmul_module
 
-from dqc._tvm import tensor
 from dqc.kernels.qmatmul import pack_weights
 
 VNNI = tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake"})
@@ -30,11 +28,6 @@ def test_vpdpbusd_in_the_assembly():
 
 
 @pytest.mark.skipif(not HOST_HAS_VNNI, reason="this CPU has no AVX-512 VNNI to run it on")
-@pytest.mark.parametrize(("dtype", "k", "n", "density"), QMATMUL_CASES)
-def test_vnni_matmul_is_exact(dtype, k, n, density):
-    a, w = qmatmul_operands(dtype, k, n, density)
-    mod, kernels = qmatmul_module(w, dtype, VNNI)
-    assert "dqc_qmatmul_vnni" in kernels
-    vm = relax.VirtualMachine(tvm.compile(mod, VNNI), tvm.cpu())
-    out = vm["main"](tensor(a)).numpy()
-    np.testing.assert_array_equal(out, (a.astype(np.int64) - 5) @ (w.astype(np.int64) + 3))
+@pytest.mark.parametrize("case", QMATMUL_CASES)
+def test_vnni_matmul_is_exact(case):
+    assert_qmatmul_exact(case, VNNI, "dqc_qmatmul_vnni")
