@@ -143,15 +143,14 @@ def _qmatmul_dot_product(
     bb, kind: str, a: relax.Expr, b: np.ndarray, a_zero: int, b_zero: int
 ) -> relax.Expr:
     """A constant-weight matmul on VNNI (uint8 x int8), sdot (int8 x int8) or AVX2 (int16 x
-    int16): activations are recoded to the instruction's operand type first, an 8-bit
-    signedness change shifting their zero point the same way."""
+    int16): activations are recoded to the instruction's operand type first, their zero
+    point shifted with them (``qmatmul.recode_shift``)."""
     k, n = b.shape
     dtype, lanes, multiple, make = DOT_PRODUCT_KERNELS[kind]
     per_word = WORD_ELEMENTS[dtype]
     groups = -(-k // per_word)
     packed, blocks = qmatmul.pack_weights(b, lanes, multiple, per_word)
-    if a.ty.dtype != dtype and dtype != "int16":
-        a_zero += 128 if dtype == "uint8" else -128
+    a_zero += qmatmul.recode_shift(str(a.ty.dtype), dtype)
     recoded = bb.emit_te(
         qmatmul.recode_padded, a, groups * per_word, dtype, primfunc_name_hint=f"dqc_to_{dtype}"
     )

@@ -60,12 +60,21 @@ def pack_weights(
     return np.ascontiguousarray(packed).reshape(-1), blocks
 
 
+def recode_shift(source: str, dtype: str) -> int:
+    """What ``recode_padded`` adds to ``source`` codes for a ``dtype`` kernel (the zero point
+    moves by as much): uint8 and int16 kernels take int8 codes shifted by +128, so the
+    -128 of a range starting at 0 (bag-of-words zeros) becomes 0, which they skip; the int8
+    kernel takes uint8 codes shifted by -128."""
+    if source == "int8" and dtype in ("uint8", "int16"):
+        return 128
+    return -128 if source == "uint8" and dtype == "int8" else 0
+
+
 def recode_padded(a: te.Tensor, width: int, dtype: str):
-    """Codes as ``dtype`` (``uint8``: int8 shifted by +128; ``int8``: uint8 shifted by -128;
-    ``int16``: unchanged), zero-padded to ``width`` columns: the input of the VNNI (uint8),
-    sdot (int8) and AVX2 (int16) kernels."""
+    """Codes as ``dtype`` (shifted by ``recode_shift``), zero-padded to ``width`` columns: the
+    input of the VNNI (uint8), sdot (int8) and AVX2 (int16) kernels."""
     m, k = a.shape
-    shift = 0 if a.dtype == dtype or dtype == "int16" else (128 if dtype == "uint8" else -128)
+    shift = recode_shift(a.dtype, dtype)
 
     def value(i, j):
         code = tirx.Cast("int32", a[i, tirx.min(j, k - 1)]) + shift
