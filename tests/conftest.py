@@ -254,3 +254,18 @@ def assert_qmatmul_exact(case: tuple, target, kernel: str) -> None:
     vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())
     out = vm["main"](tensor(a)).numpy()
     np.testing.assert_array_equal(out, (a.astype(np.int64) - 5) @ (w.astype(np.int64) + 3))
+
+
+def gather_sum_kernel(width: int, dtype: str):
+    """``out[i] = sum of x[source] over row i's edges`` as a ``dqc_spmm_csr`` kernel with
+    dqc's row schedule (an IRModule for ``tvm.compile``)."""
+    from dqc.schedules.spmm_csr import schedule_rows
+    from tvm import s_tir
+
+    from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
+
+    acc = "int32" if dtype == "int8" else "float32"
+    message = Node("cast", acc, (width,), (Node("leaf", dtype, (width,), leaf=0),))
+    sch = s_tir.Schedule(spmm_csr(message, [Leaf("gather", dtype, (width,))], acc, "int64"))
+    schedule_rows(sch)
+    return sch.mod

@@ -9,6 +9,7 @@ int32 message form.
 
 from __future__ import annotations
 
+import tvm
 from tvm import te, tirx
 
 from dqc.fixed_point import FixedPoint, product_shift, tie_window
@@ -22,21 +23,25 @@ def _i32(value: int) -> tirx.PrimExpr:
     return tirx.const(value, "int32")
 
 
-def _rounding_offset(shift: int) -> int:
-    """What ``_round_biased`` expects added to a value in units of ``2^-shift``."""
-    return (1 << (shift - 1)) + tie_window(shift)
-
-
-def _round_biased(biased: tirx.PrimExpr, shift: int, zero_point: int, dtype: str):
-    """``round_fixed_to_code(v, shift, zero_point) - zero_point`` (int32 or int64 ``dtype``)
-    from ``biased = v + _rounding_offset(shift)``: ``c = biased >> shift`` rounds every value
-    of the tie window up, and those (the low bits at most twice the window) drop back by one
-    where ``c + zero_point`` is odd. Branch-free, for vector units."""
-    window = tie_window(shift)
-    c = tirx.shift_right(biased, tirx.const(shift, dtype))
-    low = biased & tirx.const((1 << shift) - 1, dtype)
-    odd = (c + tirx.const(zero_point & 1, dtype)) & tirx.const(1, dtype)
-    return c - tirx.Select(low <= tirx.const(2 * window, dtype), odd, tirx.const(0, dtype))
+def _round(value: tirx.PrimExpr, shift: int, zero_point: int, dtype: str, bind=None):
+    """``round_fixed_to_code(value, shift, zero_point) - zero_point`` (int32 or int64
+    ``dtype``), branch-free: ``(value + r) >> shift``, where ``r`` depends on the parity of
+    the code below. From an odd code a tie goes up (``r = half + window`` reaches it from
+    the window's low edge); from an even code it stays (``r = half - window - 1`` rounds up
+    only past the window). That parity is bit ``shift`` of ``value`` (flipped by an odd zero
+    point), tested as ``value & 2^shift``, which LLVM moves to the sign bit for x86's
+    blend: rounding costs four vector instructions. ``bind`` (``T.bind`` inside an IR
+    builder) names ``value`` once for its two uses: written out twice, LLVM rewrites one
+    copy's constants for the bit test and then computes the value twice."""
+    half, window = 1 << (shift - 1), tie_window(shift)
+    up, stay = tirx.const(half + window, dtype), tirx.const(half - window - 1, dtype)
+    bits = tvm.DataType(dtype).bits
+    bit = 1 << shift if shift < bits - 1 else -(1 << shift)  # bit 31 of an int32 is its sign
+    if zero_point & 1:  # the code's parity is the other one
+        up, stay = stay, up
+    v = value if bind is None else bind(value)
+    odd_below = (v & tirx.const(bit, dtype)) != tirx.const(0, dtype)
+    return tirx.shift_right(v + tirx.Select(odd_below, up, stay), tirx.const(shift, dtype))
 
 
 def requantize_value(
@@ -48,14 +53,15 @@ def requantize_value(
     qmax: int,
     dtype: str,
     bias: tirx.PrimExpr | None = None,
+    bind=None,
 ) -> tirx.PrimExpr:
-    """The code, as a ``dtype`` scalar expression, of one element."""
-    acc = _i64(_rounding_offset(fixed.shift))
+    """The code, as a ``dtype`` scalar expression, of one element (``bind``: see ``_round``)."""
+    acc = _i64(0)
     for term, z, m in zip(terms, zero_points, fixed.multipliers, strict=True):
         acc = acc + (tirx.Cast("int64", term) - _i64(z)) * _i64(m)
     if bias is not None:
         acc = acc + bias
-    code = _round_biased(acc, fixed.shift, zero_point, "int64") + _i64(zero_point)
+    code = _round(acc, fixed.shift, zero_point, "int64", bind) + _i64(zero_point)
     return tirx.Cast(dtype, tirx.max(tirx.min(code, _i64(qmax)), _i64(qmin)))
 
 
@@ -90,23 +96,21 @@ def requantize_product_value(
     b_zero: int = 0,
     clamp: bool = True,
     centered: bool = False,
+    bind=None,
 ) -> tirx.PrimExpr:
     """``dqc.fixed_point.requantize_product`` of int32 codes ``a`` (per edge) and
-    ``b - b_zero``. The zero point goes into the per-edge rounding term, ``w * b +
-    (offset - w * b_zero)``: one instruction less per feature, and the same int32 sum
-    (wrapping intermediates cancel). ``clamp=False`` leaves out the clamp, for codes ``a``
+    ``b - b_zero``, as ``w * b - w * b_zero`` (the second product is per edge; wrapping
+    intermediates cancel). ``clamp=False`` leaves out the clamp, for codes ``a``
     that ``dqc.fixed_point.clamp_free_codes`` shows never reach it; ``centered`` gives the
-    code minus ``zero_point``."""
+    code minus ``zero_point``; ``bind``: see ``_round``."""
     (m,), shift = fixed.multipliers, fixed.shift
     t = product_shift(fixed)
     w = tirx.Cast("int64", a) * _i64(m)
     if shift > t:
         w = tirx.shift_right(w + _i64(1 << (shift - t - 1)), _i64(shift - t))
     w = tirx.Cast("int32", w)
-    offset = _i32(_rounding_offset(t))
-    if b_zero:
-        offset = offset - w * _i32(b_zero)
-    r = _round_biased(w * b + offset, t, zero_point, "int32")
+    value = w * b - w * _i32(b_zero) if b_zero else w * b
+    r = _round(value, t, zero_point, "int32", bind)
     low, high = qmin - zero_point, qmax - zero_point
     if clamp:
         r = tirx.max(tirx.min(r, _i32(high)), _i32(low))

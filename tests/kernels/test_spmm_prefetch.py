@@ -6,24 +6,14 @@ import re
 import numpy as np
 import pytest
 import tvm
-from dqc.schedules.spmm_csr import schedule_rows
-from tvm import s_tir
+from conftest import gather_sum_kernel
 
 from dqc._tvm import tensor
-from dqc.kernels.spmm_csr import PREFETCH_LINES, Leaf, Node, spmm_csr
+from dqc.kernels.spmm_csr import PREFETCH_LINES
 from dqc.targets import PROFILES
 
 PREFETCH = {"x86": re.compile(r"\bprefetcht0\b"), "aarch64": re.compile(r"\bprfm\s+pldl1keep")}
 TARGETS = {"x86": "llvm", "aarch64": PROFILES["arm64-neon"].target}
-
-
-def _gather_sum(width: int, dtype: str) -> tvm.IRModule:
-    """``out[i] = sum of x[source] over row i's edges``, with dqc's row schedule."""
-    acc = "int32" if dtype == "int8" else "float32"
-    message = Node("cast", acc, (width,), (Node("leaf", dtype, (width,), leaf=0),))
-    sch = s_tir.Schedule(spmm_csr(message, [Leaf("gather", dtype, (width,))], acc, "int64"))
-    schedule_rows(sch)
-    return sch.mod
 
 
 @pytest.mark.parametrize("arch", sorted(TARGETS))
@@ -32,7 +22,7 @@ def _gather_sum(width: int, dtype: str) -> tvm.IRModule:
     [(128, "float32", 8), (128, "int8", 2), (1433, "int8", PREFETCH_LINES)],
 )
 def test_one_prefetch_per_cache_line_of_the_row(arch, width, dtype, lines):
-    executable = tvm.compile(_gather_sum(width, dtype), tvm.target.Target(TARGETS[arch]))
+    executable = tvm.compile(gather_sum_kernel(width, dtype), tvm.target.Target(TARGETS[arch]))
     asm = "".join(m.inspect_source("asm") for m in executable.mod.imports)
     asm += executable.mod.inspect_source("asm")
     assert len(PREFETCH[arch].findall(asm)) == lines
@@ -46,7 +36,7 @@ def test_prefetching_past_the_last_edge_stays_in_bounds():
     dst = np.sort(rng.integers(n - 3, n, e))  # every edge in the last rows
     indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
     x = rng.standard_normal((n, width)).astype(np.float32)
-    kernel = tvm.compile(_gather_sum(width, "float32"), "llvm")
+    kernel = tvm.compile(gather_sum_kernel(width, "float32"), "llvm")
     out = tvm.runtime.empty((n, width), "float32")
     kernel(tensor(indptr), tensor(src.astype(np.int64)), tensor(x), out)
     expected = np.zeros((n, width), np.float32)
