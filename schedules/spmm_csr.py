@@ -1,8 +1,8 @@
 """SpMMCSR: rows of ``dqc_spmm_csr`` kernels (sblock ``spmm``) in parallel.
 
-Inside a row the kernel loops over edges, then over the features of the edge's source row;
-that innermost loop is contiguous with a fixed width, and LLVM vectorizes it (with a scalar
-tail when the width is not a multiple of the vector length).
+Inside a row the kernel loops over passes of up to 64 features, then over edges, then over
+the pass's features of the edge's source row; that innermost loop is contiguous with a fixed
+width, and LLVM vectorizes it (a short tail runs as one whole vector too).
 
 ``schedule_rows`` takes the knobs the tuner searches (``dqc.schedules.search_space``): rows
 per parallel task and the unroll budget of the loops inside a row; the default is one row

@@ -7,8 +7,9 @@ elementwise expression tree (``Node``) whose leaves are node tensors gathered by
 scalars; it is evaluated in registers for each edge, so no ``[E, F]`` tensor is ever stored.
 
 The kernel's loops are ``rows`` (sblock ``spmm``, parallelized by ``dqc.schedules.spmm_csr``)
-around the row's edges around the features (width = flattened trailing shape): a source row
-is read once per edge, in full, and the fixed-width feature loop vectorizes.
+around passes of ``CHUNK`` features (width = flattened trailing shape) around the row's edges
+around the pass's features: each edge reads its source row's part once per pass, the row's
+sums stay in registers, and the fixed-width feature loop vectorizes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ CACHE_LINE = 64  # bytes
 PREFETCH_EDGES = 16
 PREFETCH_LINES = 16
 VECTOR = 16  # feature lanes the tail loop is sized against (int32 lanes of AVX-512)
+# Features summed per pass over a row's edges: 64 int32 sums are 8 AVX2 vectors, which stay
+# in registers with the message's temporaries; LLVM spilled 128 (16 vectors) to the stack on
+# every edge. Wider rows take several passes, each gathering its own part of the source rows.
+CHUNK = 64
 
 
 @dataclass(frozen=True)
@@ -210,35 +215,52 @@ class FeatureLoop:
     overlap: int = 0
 
 
-def _feature_loops(width: int, leaves: list[Leaf]) -> list[FeatureLoop]:
-    """The feature loops of one edge: the width in whole vectors, then the rest. The rest is
-    one whole vector overlapping the body where the row is at least that wide (41 classes =
-    32 + 16 lanes of which 9 count: twice as fast as a 9-lane vector), else a short vector
-    (never a scalar loop)."""
-    if any(leaf.packed for leaf in leaves):
-        half = packed_width(width)
-        spans = [(0, width - half, ((0, False), (half, True)))]
-        if width % 2:
-            spans.append((width - half, 1, ((0, False),)))
-    else:
-        spans = [(0, width, ((0, False),))]
-    loops = []
-    for begin, extent, parts in spans:
-        body, rest = extent - extent % VECTOR, extent % VECTOR
-        if body:
-            loops.append(FeatureLoop(begin, body, False, parts))
-        if rest and len(parts) == 1 and body:
-            loops.append(FeatureLoop(begin + extent - VECTOR, VECTOR, True, parts, VECTOR - rest))
-        elif rest:
-            loops.append(FeatureLoop(begin + body, rest, True, parts))
+@dataclass(frozen=True)
+class FeaturePass:
+    """Features ``start .. end`` of the row, summed in one pass over its edges."""
+
+    start: int
+    end: int
+    loops: tuple[FeatureLoop, ...]
+
+
+def _span_loops(begin: int, extent: int, parts, overlap_from: int | None) -> list[FeatureLoop]:
+    """Loops over ``extent`` features from ``begin``: whole vectors, then the rest as one whole
+    vector ending at the span's end when it can start at or after ``overlap_from`` (41
+    classes = 32 + 16 lanes of which 9 count: twice as fast as a 9-lane vector), else as a
+    short vector (never a scalar loop)."""
+    body, rest = extent - extent % VECTOR, extent % VECTOR
+    loops = [FeatureLoop(begin, body, False, parts)] if body else []
+    end = begin + extent
+    if rest and overlap_from is not None and end - VECTOR >= overlap_from:
+        loops.append(FeatureLoop(end - VECTOR, VECTOR, True, parts, VECTOR - rest))
+    elif rest:
+        loops.append(FeatureLoop(begin + body, rest, True, parts))
     return loops
 
 
-def _accumulate(message: Node, leaves: list[Leaf], buffers, indices, k, acc, tail, clamp: bool):
-    """Add edge ``k``'s message to the row sums ``acc`` (an overlapping tail's lanes to
+def _feature_passes(width: int, leaves: list[Leaf]) -> list[FeaturePass]:
+    """The passes over a row's edges and the feature loops of each: ``CHUNK`` features a
+    pass; packed leaves take one pass, each byte feeding two features."""
+    if any(leaf.packed for leaf in leaves):
+        half = packed_width(width)
+        loops = _span_loops(0, width - half, ((0, False), (half, True)), None)
+        if width % 2:
+            loops += _span_loops(width - half, 1, ((0, False),), None)
+        return [FeaturePass(0, width, tuple(loops))]
+    passes = []
+    for start in range(0, width, CHUNK):
+        end = min(width, start + CHUNK)
+        loops = _span_loops(start, end - start, ((0, False),), 0)
+        passes.append(FeaturePass(start, end, tuple(loops)))
+    return passes
+
+
+def _accumulate(message: Node, leaves, buffers, indices, k, feature_pass, acc, tail, clamp):
+    """Add edge ``k``'s message to the pass's sums ``acc`` (an overlapping tail's lanes to
     ``tail``), feature by feature."""
     shape = message.shape
-    for loop in _feature_loops(math.prod(shape), leaves):
+    for loop in feature_pass.loops:
         with (T.vectorized if loop.vectorized else T.serial)(loop.extent) as jj:
             for offset, high in loop.parts:
                 emitter = _Emitter(leaves, buffers, indices, k, high, clamp)
@@ -253,22 +275,71 @@ def _accumulate(message: Node, leaves: list[Leaf], buffers, indices, k, acc, tai
                     term = tirx.Select(jj >= loop.overlap, term, zero)
                     T.buffer_store(tail, tail[jj] + term, [jj])
                 else:
-                    T.buffer_store(acc, acc[j] + term, [j])
+                    local = j - feature_pass.start
+                    T.buffer_store(acc, acc[local] + term, [local])
 
 
-def _prefetch_sources(leaves: list[Leaf], buffers, indices, ahead) -> None:
-    """Hint the CPU to load edge ``ahead``'s source rows (their first ``PREFETCH_LINES`` cache
-    lines). Sources are scattered over the node table, so hardware prefetchers cannot guess
-    the next row: without the hint each edge waits for its own row to arrive."""
+def _prefetch_sources(leaves: list[Leaf], buffers, indices, ahead, feature_pass, width):
+    """Hint the CPU to load edge ``ahead``'s source rows: the cache lines of the pass's
+    features (whole rows for packed leaves, and for leaves of another width in the first
+    pass), among the first ``PREFETCH_LINES`` of each row. Sources are scattered over the
+    node table, so hardware prefetchers cannot guess the next row: without the hint each edge
+    waits for its own row to arrive."""
     for leaf, buf in zip(leaves, buffers, strict=True):
         if leaf.kind != "gather":
             continue
         bits = tvm.DataType(buf.dtype).bits
         row_bytes = int(buf.shape[-1]) * bits // 8
-        for line in range(min(math.ceil(row_bytes / CACHE_LINE), PREFETCH_LINES)):
+        if leaf.packed or leaf.width != width:
+            if feature_pass.start:
+                continue
+            first, last = 0, math.ceil(row_bytes / CACHE_LINE)
+        else:
+            first = feature_pass.start * bits // 8 // CACHE_LINE
+            last = math.ceil(feature_pass.end * bits / 8 / CACHE_LINE)
+        for line in range(first, min(last, PREFETCH_LINES)):
             address = tirx.address_of(buf[indices[ahead], line * CACHE_LINE * 8 // bits])
             # llvm.prefetch(address, read, high temporal locality, data cache)
             T.evaluate(tirx.call_intrin("void", "tirx.prefetch", address, 0, 3, 1))
+
+
+def _row_pass(message, leaves, buffers, indices, free, feature_pass, edges, out, vi):
+    """Sum the pass's features of row ``vi`` over its edges ``begin .. end`` (of ``e``) and
+    write them to ``out``. Edges outside, features inside: each source row's part is read
+    once per pass, and the feature loop (contiguous, fixed width) vectorizes."""
+    begin, end, e = edges
+    width = math.prod(message.shape)
+    # The sums live in stack buffers that LLVM keeps in registers.
+    span = feature_pass.end - feature_pass.start
+    acc = T.decl_buffer((span,), out.dtype, scope="global")
+    tail = T.decl_buffer((VECTOR,), out.dtype, scope="global")
+    with T.serial(span) as j:
+        T.buffer_store(acc, tirx.const(0, out.dtype), [j])
+    with T.serial(VECTOR) as j:
+        T.buffer_store(tail, tirx.const(0, out.dtype), [j])
+    with T.serial(begin, end) as k:
+        ahead = tirx.min(k + PREFETCH_EDGES, e - 1)
+        _prefetch_sources(leaves, buffers, indices, ahead, feature_pass, width)
+        edge = (message, leaves, buffers, indices, k, feature_pass, acc, tail)
+        if free is None:
+            _accumulate(*edge, clamp=True)
+        else:  # two copies of the feature loops: without and with the clamp
+            code, (low, high) = free
+            zeros = (tirx.const(0, "int64"),) * len(code.shape)
+            value = _Emitter(leaves, buffers, indices, k).value(code, zeros)
+            with T.If(tirx.all(value >= low, value <= high)):
+                with T.Then():
+                    _accumulate(*edge, clamp=False)
+                with T.Else():
+                    _accumulate(*edge, clamp=True)
+    with T.serial(span) as j:
+        T.buffer_store(out, acc[j], [vi, feature_pass.start + j])
+    # (one overlapping loop at most: the last pass's, or a packed row's has two parts)
+    for loop in feature_pass.loops:
+        if loop.overlap:  # after the body: these lanes replace acc's zeros
+            with T.serial(VECTOR - loop.overlap) as j:
+                lane = j + loop.overlap
+                T.buffer_store(out, tail[lane], [vi, loop.start + lane])
 
 
 def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str):
@@ -297,39 +368,19 @@ def spmm_csr(message: Node, leaves: list[Leaf], out_dtype: str, index_dtype: str
                     reads += [b[tuple(slice(0, d) for d in b.shape)] for b in buffers]
                     T.reads(*reads)
                     T.writes(out[vi, 0:width])
-                    # The row's sums live in stack buffers that LLVM keeps in registers.
-                    acc = T.decl_buffer((width,), out_dtype, scope="global")
-                    tail = T.decl_buffer((VECTOR,), out_dtype, scope="global")
-                    # (one at most: packed spans have two parts or no body)
-                    overlap = [loop for loop in _feature_loops(width, leaves) if loop.overlap]
-                    with T.serial(width) as j:
-                        T.buffer_store(acc, tirx.const(0, out_dtype), [j])
-                    with T.serial(VECTOR) as j:
-                        T.buffer_store(tail, tirx.const(0, out_dtype), [j])
                     begin = tirx.Cast("int64", indptr[vi])
                     end = tirx.Cast("int64", indptr[vi + 1])
-                    # Edges outside, features inside: each source row is read once, in
-                    # full, and the feature loop (contiguous, fixed width) vectorizes.
-                    with T.serial(begin, end) as k:
-                        ahead = tirx.min(k + PREFETCH_EDGES, e - 1)
-                        _prefetch_sources(leaves, buffers, indices, ahead)
-                        edge = (message, leaves, buffers, indices, k, acc, tail)
-                        if free is None:
-                            _accumulate(*edge, clamp=True)
-                        else:  # two copies of the feature loops: without and with the clamp
-                            code, (low, high) = free
-                            zeros = (tirx.const(0, "int64"),) * len(code.shape)
-                            value = _Emitter(leaves, buffers, indices, k).value(code, zeros)
-                            with T.If(tirx.all(value >= low, value <= high)):
-                                with T.Then():
-                                    _accumulate(*edge, clamp=False)
-                                with T.Else():
-                                    _accumulate(*edge, clamp=True)
-                    with T.serial(width) as j:
-                        T.buffer_store(out, acc[j], [vi, j])
-                    for loop in overlap:  # after the body: these lanes replace acc's zeros
-                        with T.serial(VECTOR - loop.overlap) as j:
-                            lane = j + loop.overlap
-                            T.buffer_store(out, tail[lane], [vi, loop.start + lane])
+                    for feature_pass in _feature_passes(width, leaves):
+                        _row_pass(
+                            message,
+                            leaves,
+                            buffers,
+                            indices,
+                            free,
+                            feature_pass,
+                            (begin, end, e),
+                            out,
+                            vi,
+                        )
 
     return ib.get()

@@ -1,5 +1,6 @@
 """The message kernel asks for source rows ``PREFETCH_EDGES`` edges ahead: one prefetch per
-cache line of each gathered row, up to ``PREFETCH_LINES``, on x86 and on AArch64."""
+cache line of each gathered row, up to ``PREFETCH_LINES``, on x86 and on AArch64; a row
+wider than one pass over the edges is prefetched part by part."""
 
 import re
 
@@ -19,7 +20,11 @@ TARGETS = {"x86": "llvm", "aarch64": PROFILES["arm64-neon"].target}
 @pytest.mark.parametrize("arch", sorted(TARGETS))
 @pytest.mark.parametrize(
     "width, dtype, lines",
-    [(128, "float32", 8), (128, "int8", 2), (1433, "int8", PREFETCH_LINES)],
+    [
+        (128, "float32", 8),  # 2 passes of 4 lines
+        (128, "int8", 2),  # 2 passes of 1 line
+        (1433, "int8", PREFETCH_LINES),  # 23 passes of 1 line, the first 16 prefetched
+    ],
 )
 def test_one_prefetch_per_cache_line_of_the_row(arch, width, dtype, lines):
     executable = tvm.compile(gather_sum_kernel(width, dtype), tvm.target.Target(TARGETS[arch]))

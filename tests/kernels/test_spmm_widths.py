@@ -1,5 +1,6 @@
-"""Every row width sums right: whole vectors, a short row, and a short tail run as a whole
-vector overlapping the body (``dqc.kernels.spmm_csr._feature_loops``)."""
+"""Every row width sums right: whole vectors, a short row, a short tail run as a whole
+vector overlapping the features before it, and rows wider than one pass over the edges
+(``dqc.kernels.spmm_csr._feature_passes``)."""
 
 import numpy as np
 import pytest
@@ -7,10 +8,10 @@ import tvm
 from conftest import gather_sum_kernel
 
 from dqc._tvm import tensor
-from dqc.kernels.spmm_csr import VECTOR, _feature_loops
+from dqc.kernels.spmm_csr import CHUNK, VECTOR, _feature_passes
 
 
-@pytest.mark.parametrize("width", [5, VECTOR, 41, 2 * VECTOR + 1, 131])
+@pytest.mark.parametrize("width", [5, VECTOR, 41, 2 * VECTOR + 1, 2 * CHUNK, 2 * CHUNK + 3])
 @pytest.mark.parametrize("dtype", ["int8", "float32"])
 def test_gather_sum_matches_numpy(width, dtype):
     rng = np.random.default_rng(width)
@@ -27,8 +28,14 @@ def test_gather_sum_matches_numpy(width, dtype):
     np.testing.assert_array_equal(out.numpy(), expected)
 
 
-def test_a_short_tail_overlaps_the_body_only_where_the_row_has_one():
-    loops = _feature_loops(41, [])
-    assert [(lp.start, lp.extent, lp.overlap) for lp in loops] == [(0, 32, 0), (25, 16, 7)]
-    (short,) = _feature_loops(5, [])
-    assert (short.start, short.extent, short.vectorized, short.overlap) == (0, 5, True, 0)
+def test_passes_and_tails():
+    def layout(width):
+        return [
+            [(lp.start, lp.extent, lp.overlap) for lp in p.loops]
+            for p in _feature_passes(width, [])
+        ]
+
+    assert layout(41) == [[(0, 32, 0), (25, 16, 7)]]
+    assert layout(5) == [[(0, 5, 0)]]  # narrower than a vector: a short one
+    # a third pass of 3 features overlaps the second pass's last 13
+    assert layout(131) == [[(0, 64, 0)], [(64, 64, 0)], [(115, 16, 13)]]
