@@ -256,9 +256,10 @@ def assert_qmatmul_exact(case: tuple, target, kernel: str) -> None:
     np.testing.assert_array_equal(out, (a.astype(np.int64) - 5) @ (w.astype(np.int64) + 3))
 
 
-def gather_sum_kernel(width: int, dtype: str):
+def gather_sum_kernel(width: int, dtype: str, packed: bool = False):
     """``out[i] = sum of x[source] over row i's edges`` as a ``dqc_spmm_csr`` kernel with
-    dqc's row schedule (an IRModule for ``tvm.compile``)."""
+    dqc's row schedule (an IRModule for ``tvm.compile``); ``packed``: x holds 4-bit codes,
+    two per byte (``dqc.kernels.pack_int4``)."""
     from dqc.schedules.spmm_csr import schedule_rows
     from tvm import s_tir
 
@@ -266,6 +267,7 @@ def gather_sum_kernel(width: int, dtype: str):
 
     acc = "int32" if dtype == "int8" else "float32"
     message = Node("cast", acc, (width,), (Node("leaf", dtype, (width,), leaf=0),))
-    sch = s_tir.Schedule(spmm_csr(message, [Leaf("gather", dtype, (width,))], acc, "int64"))
+    leaf = Leaf("gather", dtype, (width,), packed)
+    sch = s_tir.Schedule(spmm_csr(message, [leaf], acc, "int64"))
     schedule_rows(sch)
     return sch.mod

@@ -217,10 +217,11 @@ class FeatureLoop:
 
 @dataclass(frozen=True)
 class FeaturePass:
-    """Features ``start .. end`` of the row, summed in one pass over its edges."""
+    """The row's features summed in one pass over its edges: ``features`` ranges, read from
+    ``columns`` of the gathered rows (bytes of packed ones, two features each)."""
 
-    start: int
-    end: int
+    features: tuple[tuple[int, int], ...]
+    columns: tuple[int, int]
     loops: tuple[FeatureLoop, ...]
 
 
@@ -241,23 +242,31 @@ def _span_loops(begin: int, extent: int, parts, overlap_from: int | None) -> lis
 
 def _feature_passes(width: int, leaves: list[Leaf]) -> list[FeaturePass]:
     """The passes over a row's edges and the feature loops of each: ``CHUNK`` features a
-    pass; packed leaves take one pass, each byte feeding two features."""
+    pass (packed: ``CHUNK / 2`` bytes, byte ``b`` feeding features ``b`` and ``b + H``)."""
+    passes = []
     if any(leaf.packed for leaf in leaves):
         half = packed_width(width)
-        loops = _span_loops(0, width - half, ((0, False), (half, True)), None)
+        pairs = width - half  # bytes holding two features; an odd width's last holds one
+        for start in range(0, max(pairs, 1), CHUNK // 2):
+            end = min(pairs, start + CHUNK // 2)
+            loops = _span_loops(start, end - start, ((0, False), (half, True)), None)
+            features = ((start, end), (start + half, end + half))
+            passes.append(FeaturePass(features, (start, end), tuple(loops)))
         if width % 2:
-            loops += _span_loops(width - half, 1, ((0, False),), None)
-        return [FeaturePass(0, width, tuple(loops))]
-    passes = []
+            last = passes[-1]
+            loops = last.loops + tuple(_span_loops(pairs, 1, ((0, False),), None))
+            features = (*last.features, (pairs, pairs + 1))
+            passes[-1] = FeaturePass(features, (last.columns[0], half), loops)
+        return passes
     for start in range(0, width, CHUNK):
         end = min(width, start + CHUNK)
         loops = _span_loops(start, end - start, ((0, False),), 0)
-        passes.append(FeaturePass(start, end, tuple(loops)))
+        passes.append(FeaturePass(((start, end),), (start, end), tuple(loops)))
     return passes
 
 
 def _accumulate(message: Node, leaves, buffers, indices, k, feature_pass, acc, tail, clamp):
-    """Add edge ``k``'s message to the pass's sums ``acc`` (an overlapping tail's lanes to
+    """Add edge ``k``'s message to the row sums ``acc`` (an overlapping tail's lanes to
     ``tail``), feature by feature."""
     shape = message.shape
     for loop in feature_pass.loops:
@@ -275,14 +284,13 @@ def _accumulate(message: Node, leaves, buffers, indices, k, feature_pass, acc, t
                     term = tirx.Select(jj >= loop.overlap, term, zero)
                     T.buffer_store(tail, tail[jj] + term, [jj])
                 else:
-                    local = j - feature_pass.start
-                    T.buffer_store(acc, acc[local] + term, [local])
+                    T.buffer_store(acc, acc[j] + term, [j])
 
 
 def _prefetch_sources(leaves: list[Leaf], buffers, indices, ahead, feature_pass, width):
     """Hint the CPU to load edge ``ahead``'s source rows: the cache lines of the pass's
-    features (whole rows for packed leaves, and for leaves of another width in the first
-    pass), among the first ``PREFETCH_LINES`` of each row. Sources are scattered over the
+    columns (whole rows for leaves of another width, in the first pass), among the first
+    ``PREFETCH_LINES`` of each row. Sources are scattered over the
     node table, so hardware prefetchers cannot guess the next row: without the hint each edge
     waits for its own row to arrive."""
     for leaf, buf in zip(leaves, buffers, strict=True):
@@ -290,13 +298,14 @@ def _prefetch_sources(leaves: list[Leaf], buffers, indices, ahead, feature_pass,
             continue
         bits = tvm.DataType(buf.dtype).bits
         row_bytes = int(buf.shape[-1]) * bits // 8
-        if leaf.packed or leaf.width != width:
-            if feature_pass.start:
+        if leaf.width != width:
+            if feature_pass.columns[0]:
                 continue
             first, last = 0, math.ceil(row_bytes / CACHE_LINE)
         else:
-            first = feature_pass.start * bits // 8 // CACHE_LINE
-            last = math.ceil(feature_pass.end * bits / 8 / CACHE_LINE)
+            start, end = feature_pass.columns
+            first = start * bits // 8 // CACHE_LINE
+            last = math.ceil(end * bits / 8 / CACHE_LINE)
         for line in range(first, min(last, PREFETCH_LINES)):
             address = tirx.address_of(buf[indices[ahead], line * CACHE_LINE * 8 // bits])
             # llvm.prefetch(address, read, high temporal locality, data cache)
@@ -309,12 +318,12 @@ def _row_pass(message, leaves, buffers, indices, free, feature_pass, edges, out,
     once per pass, and the feature loop (contiguous, fixed width) vectorizes."""
     begin, end, e = edges
     width = math.prod(message.shape)
-    # The sums live in stack buffers that LLVM keeps in registers.
-    span = feature_pass.end - feature_pass.start
-    acc = T.decl_buffer((span,), out.dtype, scope="global")
+    # The sums live in stack buffers that LLVM keeps in registers (the pass's elements).
+    acc = T.decl_buffer((width,), out.dtype, scope="global")
     tail = T.decl_buffer((VECTOR,), out.dtype, scope="global")
-    with T.serial(span) as j:
-        T.buffer_store(acc, tirx.const(0, out.dtype), [j])
+    for first, stop in feature_pass.features:
+        with T.serial(first, stop) as j:
+            T.buffer_store(acc, tirx.const(0, out.dtype), [j])
     with T.serial(VECTOR) as j:
         T.buffer_store(tail, tirx.const(0, out.dtype), [j])
     with T.serial(begin, end) as k:
@@ -332,9 +341,10 @@ def _row_pass(message, leaves, buffers, indices, free, feature_pass, edges, out,
                     _accumulate(*edge, clamp=False)
                 with T.Else():
                     _accumulate(*edge, clamp=True)
-    with T.serial(span) as j:
-        T.buffer_store(out, acc[j], [vi, feature_pass.start + j])
-    # (one overlapping loop at most: the last pass's, or a packed row's has two parts)
+    for first, stop in feature_pass.features:
+        with T.serial(first, stop) as j:
+            T.buffer_store(out, acc[j], [vi, j])
+    # (one overlapping loop at most: the last pass's; packed rows have none)
     for loop in feature_pass.loops:
         if loop.overlap:  # after the body: these lanes replace acc's zeros
             with T.serial(VECTOR - loop.overlap) as j:
