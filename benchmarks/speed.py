@@ -169,9 +169,10 @@ in INT4, while each edge reads 4, 1 and 0.5 bytes per feature from tables of
 kernel asks for each edge's row {PREFETCH_EDGES} edges before it uses it (software prefetch):
 the loads overlap with the arithmetic instead of stalling each edge, and what remains is
 arithmetic. Every message value is requantized on its own, as Degree-Quant's message
-quantizer defines it (sign-extend, multiply by the edge's fixed-point weight, round to nearest
-with ties to even, shift, clamp, accumulate): several integer vector instructions where FP32
-needs one FMA. The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
+quantizer defines it (sign-extend, subtract the zero point, multiply by the edge's fixed-point
+weight, pick the rounding offset by the parity bit, add, shift, accumulate; the clamp only on
+edges whose weight can reach it): eight AVX2 instructions per eight values where FP32 needs
+one FMA. The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
 values/s per core. INT4 adds the nibble decode (shifts on every value, two output vectors
 per byte vector read) and saves only memory traffic, so it is
 {r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8 here, not the 1.4x a byte-bound kernel would
