@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 import tvm
+from tvm.target import codegen
 
 from dqc.bench import run_bench
 from dqc.checkpoint import save_checkpoint
@@ -153,6 +154,14 @@ def _header(row: dict) -> str:
     return f"{row['workload']} ({graphs}{row['nodes']:,} nodes, {row['edges']:,} edges)"
 
 
+def _message_instructions(spec: dict) -> str:
+    """The message loop's vector instructions per vector of values on ``spec``'s CPU (read
+    off the disassembly of the Reddit-shaped INT8 build)."""
+    if codegen.llvm_cpu_has_features(["avx512f"], tvm.target.Target(spec)):
+        return "seven AVX-512 instructions per sixteen values (a mask register holds the parity)"
+    return "eight AVX2 instructions per eight values"
+
+
 def analysis(rows: list[dict]) -> str:
     """What bounds the aggregation, from the Reddit-shaped row's numbers."""
     r = next(r for r in rows if r["workload"] == "reddit-shaped")
@@ -171,8 +180,8 @@ the loads overlap with the arithmetic instead of stalling each edge, and what re
 arithmetic. Every message value is requantized on its own, as Degree-Quant's message
 quantizer defines it (sign-extend, subtract the zero point, multiply by the edge's fixed-point
 weight, pick the rounding offset by the parity bit, add, shift, accumulate; the clamp only on
-edges whose weight can reach it): eight AVX2 instructions per eight values where FP32 needs
-one FMA. The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
+edges whose weight can reach it): {_message_instructions(r["dqc_target"])}, where FP32
+needs one FMA. The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
 values/s per core. INT4 adds the nibble decode (shifts on every value, two output vectors
 per byte vector read) and saves only memory traffic, so it is
 {r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8 here, not the 1.4x a byte-bound kernel would

@@ -48,3 +48,27 @@ def test_an_x86_host_runs_no_foreign_build(tmp_path):
     (tmp_path / "model.so").write_bytes(b"")
     with pytest.raises(ArtifactError, match="built for riscv64"):
         load(tmp_path)
+
+
+def test_avx512_targets_keep_512_bit_vectors():
+    """LLVM's prefer-256-bit tuning is turned off on AVX-512 CPUs, so the message kernels'
+    16-lane int32 vectors sit in zmm registers; a user's own choice is kept."""
+    import re
+
+    import tvm
+    from conftest import gather_sum_kernel
+
+    spec, _ = resolve_target("llvm -mcpu=cascadelake")
+    assert spec["mattr"] == ["-prefer-256-bit"]
+    assert "mattr" not in resolve_target("x86-avx2")[0]
+    assert resolve_target("arm64-neon")[0]["mattr"] == ["+neon"]
+    kept = resolve_target("llvm -mcpu=cascadelake -mattr=+prefer-256-bit")[0]
+    assert kept["mattr"] == ["+prefer-256-bit"]
+
+    def asm(target: dict) -> str:
+        executable = tvm.compile(gather_sum_kernel(128, "int8"), tvm.target.Target(target))
+        return executable.mod.inspect_source("asm")
+
+    widening = re.compile(r"vpmovsxbd\s+\S+,\s*%zmm")  # 16 int8 codes -> 16 int32 lanes
+    assert widening.search(asm(spec))
+    assert not widening.search(asm(kept))
