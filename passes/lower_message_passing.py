@@ -185,10 +185,19 @@ def _centered_product(children: tuple[Node, ...], dtype) -> Node | None:
 
 
 def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:
-    """The 2-D (or, for channel constants, 1-D) view the kernel reads."""
+    """The 2-D (or, for channel constants, 1-D) view the kernel reads; ``expr`` itself when
+    it is that view already (a reshape is a copy kernel when the row count is symbolic)."""
     if leaf.kind == "channel":
         return relax.const(constant_value(expr).reshape(-1), leaf.dtype)
+    if _is_rows_by(expr, leaf.width):
+        return expr
     return relax.op.reshape(expr, [expr.ty.shape[0], leaf.width])
+
+
+def _is_rows_by(expr: relax.Expr, width: int) -> bool:
+    """Whether ``expr`` is a 2-D tensor of ``width`` columns."""
+    shape = expr.ty.shape
+    return len(shape) == 2 and isinstance(shape[1], tvm.tirx.IntImm) and int(shape[1]) == width
 
 
 @relax.expr_functor.mutator
@@ -270,11 +279,12 @@ class _Lowerer(relax.PyExprMutator):
         gvar = add_kernel(self.builder_, kernel, "dqc_spmm_csr")
         width = math.prod(out_shape)
         rows = var.ty.shape[0]
-        out = self.builder_.emit(
-            relax.call_tir(
-                gvar, [indptr, src, *args], relax.TensorType([rows, width], var.ty.dtype)
-            )
+        call = relax.call_tir(
+            gvar, [indptr, src, *args], relax.TensorType([rows, width], var.ty.dtype)
         )
+        if _is_rows_by(var, width):
+            return self.builder_.emit(call, var.name)
+        out = self.builder_.emit(call)
         return self.builder_.emit(relax.op.reshape(out, var.ty.shape), var.name)
 
 
