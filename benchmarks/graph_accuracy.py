@@ -97,10 +97,10 @@ def load_runs() -> dict[str, dict]:
     return {row["key"]: row for row in rows}
 
 
-def jobs(cells: list[str], schemes: list[str], folds: int) -> list[tuple]:
+def jobs(cells: list[str], schemes: list[str], folds: range) -> list[tuple]:
     """(dataset, arch, scheme, fold), one fold per scheme first so every cell fills early."""
     out = []
-    for fold in range(folds):
+    for fold in folds:
         for cell in cells:
             dataset, arch = cell.split("/")
             if dataset != "reddit-binary" and fold > 0:
@@ -312,6 +312,12 @@ def main() -> None:
     parser.add_argument("--cells", nargs="+", default=list(CELLS), choices=CELLS)
     parser.add_argument("--schemes", nargs="+", default=list(SCHEMES), choices=SCHEMES)
     parser.add_argument("--folds", type=int, default=FOLDS, help="REDDIT-BINARY folds 0..N-1")
+    parser.add_argument(
+        "--first-fold",
+        type=int,
+        default=0,
+        help="start at this REDDIT-BINARY fold (two sittings side by side take different folds)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--data-root", help="dataset root (PyG raw layout)")
     parser.add_argument(
@@ -332,7 +338,7 @@ def main() -> None:
     if not args.report_only:
         for dataset in {c.split("/")[0] for c in args.cells}:
             load_graph_dataset(dataset, args.data_root)  # process once up front
-        for job in jobs(args.cells, args.schemes, args.folds):
+        for job in jobs(args.cells, args.schemes, range(args.first_fold, args.folds)):
             if run(job, args.data_root, load_runs(), dict(args.changes)):
                 write_results(load_runs())
     write_results(load_runs())
