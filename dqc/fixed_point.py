@@ -99,6 +99,42 @@ def requantize(
     return np.clip(round_fixed_to_code(acc, fixed.shift, zero_point), qmin, qmax).astype(np.int32)
 
 
+@dataclass(frozen=True)
+class UnitRatio:
+    """``requantize`` of terms whose multipliers are all exactly 1 (``m_i = 2^S``: the same
+    scale in and out, as when a bias is added to codes), as int32 additions. Then
+    ``r = X * 2^S + B`` with ``X = sum_i (t_i - z_i)``: ``r``'s fraction is ``B``'s, a
+    per-channel constant, so rounding is a per-channel offset, except on channels where
+    ``B``'s fraction is a tie, which round ``X + base`` up to even::
+
+        q = clamp(s + ((s & tie) | up)),   s = sum_i t_i + base
+
+    exactly ``requantize``'s result, without its int64 products."""
+
+    base: np.ndarray  # int64 [C] (or [1] without a bias)
+    tie: np.ndarray  # 0 / 1: the channel's fraction is a tie
+    up: np.ndarray  # 0 / 1: the channel's fraction rounds up
+
+    @classmethod
+    def of(
+        cls, fixed: FixedPoint, zero_points: list[int], zero_point: int, bias: np.ndarray | None
+    ) -> UnitRatio | None:
+        """The form for ``requantize(..., fixed, zero_point, bias)``, or None if a multiplier
+        is not 1 or an offset is too large for int32 sums of 16-bit codes."""
+        shift = fixed.shift
+        if any(m != 1 << shift for m in fixed.multipliers):
+            return None
+        b = np.zeros(1, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
+        whole = b >> shift
+        fraction = b - (whole << shift)
+        half = 1 << (shift - 1)
+        tie = np.abs(fraction - half) <= tie_window(shift)
+        base = whole + zero_point - sum(zero_points)
+        if np.abs(base).max() >= 2**24:
+            return None
+        return cls(base, tie.astype(np.int64), (~tie & (fraction > half)).astype(np.int64))
+
+
 # |code - zero_point| of any code stored in 8 bits (INT8 or INT4), whatever its zero point.
 CODE_BOUND = 255
 

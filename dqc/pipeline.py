@@ -5,7 +5,8 @@ Phases, each a list of passes (run in order, instrumented by ``--dump-ir``):
 * quantize: ``FoldQDQ`` (integer ops), ``FoldScales`` (fixed-point multipliers)
 * lower: ``LowerMessagePassing`` (CSR kernels), ``CheckFiniteInput`` (NaN / Inf rows of ``x``
   flagged by the kernel that quantizes it), ``AddGraphPrep`` (``main(x, edge_index)`` builds
-  its CSR), ``LegalizeOps`` with dqc's kernels, ``PackInt4Weights`` (4-bit weights two
+  its CSR), ``LegalizeOps`` with dqc's kernels, ``FuseInputRecode`` (the first matmul's input
+  recode inside the kernel quantizing ``x``), ``PackInt4Weights`` (4-bit weights two
   per byte), TVM's operator fusion
 
 * schedule: dqc's default schedule rules (``dqc.schedules``) on every kernel
@@ -25,6 +26,7 @@ from dqc.passes.add_graph_prep import AddGraphPrep
 from dqc.passes.check_finite_input import CheckFiniteInput
 from dqc.passes.fold_qdq import FoldQDQ
 from dqc.passes.fold_scales import FoldScales
+from dqc.passes.fuse_input_recode import FuseInputRecode
 from dqc.passes.legalize import DQC_LEGALIZE_MAP
 from dqc.passes.lower_message_passing import LowerMessagePassing
 from dqc.passes.pack_int4_weights import PackInt4Weights
@@ -42,6 +44,7 @@ def lower_passes(self_loops: str) -> list:
         AddGraphPrep(self_loops),
         relax.transform.FoldConstant(),  # e.g. transposed weights, for the VNNI matmul
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
+        FuseInputRecode(),
         relax.transform.EliminateCommonSubexpr(),  # e.g. layers quantizing the same norm alike
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),

@@ -10,12 +10,12 @@ import math
 
 import numpy as np
 import tvm
-from tvm import relax
+from tvm import relax, topi
 from tvm.target import codegen
 
 from dqc import edge_softmax as softmax_spec
 from dqc._tvm import constant_value, is_constant
-from dqc.fixed_point import FixedPoint
+from dqc.fixed_point import FixedPoint, UnitRatio
 from dqc.kernels import (
     add_kernel,
     edge_softmax,
@@ -30,6 +30,9 @@ from dqc.kernels import (
 )
 from dqc.kernels.dot_product_matmul import WORD_ELEMENTS
 from dqc.relax_ops import code_dtype
+
+INJECTIVE = 2  # TVM's OpPatternKind kInjective
+RECODE_ATTR = "dqc.recode"  # {dtype, width, shift} of a dot-product matmul's input recode
 
 
 def _static_width(shape) -> int:
@@ -59,6 +62,21 @@ def _dequantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         float(a["scale"]),
         int(a["zero_point"]),
         primfunc_name_hint="dqc_dequantize",
+    )
+
+
+def _take(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
+    """TVM's gather, marked injective (each output element reads one table element, as Relay
+    marked ``take``): TVM's pattern analysis calls an indirect read opaque, which kept the
+    GCN edge norm ``dinv[src] * dinv[dst]`` as three kernels and two float arrays per edge
+    instead of one fused kernel."""
+    return bb.call_te(
+        topi.take,
+        call.args[0],
+        call.args[1],
+        call.attrs.axis,
+        mode=call.attrs.mode,
+        primfunc_attrs={"op_pattern": INJECTIVE},
     )
 
 
@@ -150,10 +168,12 @@ def _qmatmul_dot_product(
     per_word = WORD_ELEMENTS[dtype]
     groups = -(-k // per_word)
     packed, blocks = qmatmul.pack_weights(b, lanes, multiple, per_word)
-    a_zero += qmatmul.recode_shift(str(a.ty.dtype), dtype)
-    recoded = bb.emit_te(
-        qmatmul.recode_padded, a, groups * per_word, dtype, primfunc_name_hint=f"dqc_to_{dtype}"
-    )
+    width, shift = groups * per_word, qmatmul.recode_shift(str(a.ty.dtype), dtype)
+    if (width, shift, dtype) == (k, 0, str(a.ty.dtype)):
+        recoded = a  # already the kernel's operands (uint8 codes from an epilogue, say)
+    else:
+        recoded = _recode(bb, a, width, dtype, shift)
+    a_zero += shift
     gv = add_kernel(bb, make(groups, blocks), f"dqc_qmatmul_{kind}")
     rows = a.ty.shape[0]
     dot = bb.emit(
@@ -176,6 +196,19 @@ def _qmatmul_dot_product(
     )
 
 
+def _recode(bb: relax.BlockBuilder, a: relax.Expr, width: int, dtype: str, shift: int):
+    """``a``'s codes as a dot-product kernel reads them (``qmatmul.recode_padded``)."""
+    return bb.emit_te(
+        qmatmul.recode_padded,
+        a,
+        width,
+        dtype,
+        primfunc_name_hint=f"dqc_to_{dtype}",
+        # FuseInputRecode folds a recode of the input's codes into the kernel quantizing it
+        primfunc_attrs={RECODE_ATTR: {"dtype": dtype, "width": width, "shift": shift}},
+    )
+
+
 def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     a = call.attrs
     if "shift" not in a:
@@ -186,6 +219,9 @@ def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
     dtype = str(a["out_dtype"])
     zeros = [int(z) for z in a["zero_points"]]
     zero, qmin, qmax = int(a["zero_point"]), int(a["qmin"]), int(a["qmax"])
+    unit = _requantize_unit_ratio(bb, terms, bias, fixed, zeros, zero, qmin, qmax, dtype)
+    if unit is not None:
+        return unit
 
     def kernel(terms, *bias):
         return requantize.requantize(
@@ -194,6 +230,31 @@ def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 
     args = [terms] + ([bias] if bias is not None else [])
     return bb.call_te(kernel, *args, primfunc_name_hint=f"dqc_requantize_to{dtype}")
+
+
+def _requantize_unit_ratio(bb, terms, bias, fixed, zeros, zero, qmin, qmax, dtype):
+    """The int32 form (``UnitRatio``) of a requantize with multipliers of exactly 1 (a bias
+    added in the codes' own scale), when its terms are codes of at most 16 bits and its bias
+    a constant; None otherwise."""
+    if any(tvm.DataType(t.ty.dtype).bits > 16 for t in terms):
+        return None
+    if bias is not None and not is_constant(bias):
+        return None
+    form = UnitRatio.of(fixed, zeros, zero, None if bias is None else constant_value(bias))
+    if form is None:
+        return None
+    channel = None
+    if bias is not None:
+        table = np.stack([form.base, form.tie, form.up]).astype(np.int32)
+        channel = relax.const(table, "int32")
+
+    def kernel(terms, *channel):
+        return requantize.requantize_unit_ratio(
+            terms, form, channel[0] if channel else None, qmin, qmax, dtype
+        )
+
+    args = [terms] + ([channel] if channel is not None else [])
+    return bb.call_te(kernel, *args, primfunc_name_hint=f"dqc_requantize_unit_to{dtype}")
 
 
 def _segment_pool(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
@@ -220,6 +281,7 @@ DQC_LEGALIZE_MAP = {
     "dqc.requantize": _requantize,
     "dqc.segment_mean": _segment_pool,
     "dqc.segment_sum": _segment_pool,
+    "relax.take": _take,
 }
 
 __all__ = ["DQC_LEGALIZE_MAP"]

@@ -11,6 +11,10 @@ be evaluated in registers inside it::
     ==>
     a = call_tir(dqc_spmm_csr, [indptr, src, hq, nq]) # out[i] = sum_k message(k, src[k])
 
+The elementwise ops after the aggregation that read nothing but its sums and constants
+(requantize, bias, ReLU: each the only reader of the one before) go into the kernel as its
+epilogue, applied as each row's sums are stored.
+
 Requires the function attribute ``dqc.graph_inputs`` naming the (src, dst, indptr) params
 (set by ``dqc.frontend.export``); intermediates used outside the message become kernel
 inputs. Aggregations it cannot fuse keep the generic (serial) ``index_add``.
@@ -23,6 +27,7 @@ import math
 
 import numpy as np
 import tvm
+import tvm_ffi
 from tvm import relax
 
 from dqc import relax_ops
@@ -37,6 +42,8 @@ BINARY = {
     "relax.multiply": "multiply",
     "relax.maximum": "maximum",
 }
+# Ops an aggregation's epilogue may hold (folded into the kernel's store, see ``epilogue``).
+ELEMENTWISE = {*BINARY, "relax.astype", "relax.nn.relu", "dqc.requantize"}
 
 
 def _trailing(expr: relax.Expr) -> tuple[int, ...] | None:
@@ -61,6 +68,20 @@ class _TreeBuilder:
         self.args: list[relax.Expr] = []
         self.int4: set[int] = set()  # leaves gathered from 4-bit codes
         self.analyzer = Analyzer()
+        self.aggregate: relax.Var | None = None  # in an epilogue: the row sums
+
+    def epilogue(self, end: relax.Var, aggregate: relax.Var) -> Node:
+        """The tree of ``end`` over ``aggregate`` (op ``aggregate``) and constants; raises
+        ``_Unfusable``, leaving the leaves as they were, when ``end`` reads anything else."""
+        kept = len(self.leaves)
+        self.aggregate = aggregate
+        try:
+            return self.build(end, root=True)
+        except _Unfusable:
+            del self.leaves[kept:], self.args[kept:]
+            raise
+        finally:
+            self.aggregate = None
 
     def leaf(self, kind: str, expr: relax.Expr, shape) -> Node:
         if shape is None:
@@ -91,6 +112,8 @@ class _TreeBuilder:
         return self.constant(expr, trailing) if is_constant(expr) else self.build(expr)
 
     def build(self, expr: relax.Expr, root: bool = False) -> Node:
+        if self.aggregate is not None and expr.same_as(self.aggregate):
+            return Node("aggregate", expr.ty.dtype, _trailing(expr))
         value = self.bindings.get(expr)
         shared = not root and self.uses.get(expr, 0) > 1
         if shared or not isinstance(value, relax.Call) or not isinstance(value.op, tvm.ir.Op):
@@ -109,6 +132,9 @@ class _TreeBuilder:
             raise _Unfusable(f"{expr} has a symbolic shape")
         if name == "relax.astype":
             return Node("cast", dtype, trailing, (self.build(value.args[0]),))
+        if name == "relax.nn.relu":
+            zero = Node("const", dtype, (), value=0)
+            return Node("maximum", dtype, trailing, (self.build(value.args[0]), zero))
         if name in BINARY:
             children = tuple(self.operand(a, trailing) for a in value.args)
             centered = _centered_product(children, dtype) if name == "relax.subtract" else None
@@ -185,11 +211,12 @@ def _centered_product(children: tuple[Node, ...], dtype) -> Node | None:
 
 
 def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:
-    """The 2-D (or, for channel constants, 1-D) view the kernel reads; ``expr`` itself when
-    it is that view already (a reshape is a copy kernel when the row count is symbolic)."""
+    """The 2-D (or, for channel constants and one value per row, 1-D) view the kernel reads;
+    ``expr`` itself when it is that view already (a reshape is a copy kernel when the row
+    count is symbolic)."""
     if leaf.kind == "channel":
         return relax.const(constant_value(expr).reshape(-1), leaf.dtype)
-    if _is_rows_by(expr, leaf.width):
+    if not leaf.shape or _is_rows_by(expr, leaf.width):
         return expr
     return relax.op.reshape(expr, [expr.ty.shape[0], leaf.width])
 
@@ -207,6 +234,8 @@ class _Lowerer(relax.PyExprMutator):
         self.mod = mod
         self.bindings: dict = {}
         self.uses: dict = {}
+        self.users: dict = {}  # var -> the vars whose bindings read it
+        self.absorbed: set = set()  # vars of epilogues now inside a kernel
         self.graph: dict[str, relax.Var] = {}
 
     def run(self) -> tvm.IRModule:
@@ -225,6 +254,7 @@ class _Lowerer(relax.PyExprMutator):
                 self.bindings[binding.var] = binding.value
                 for used in relax.analysis.free_vars(binding.value):
                     self.uses[used] = self.uses.get(used, 0) + 1
+                    self.users.setdefault(used, []).append(binding.var)
         for used in relax.analysis.free_vars(func.body.body):
             self.uses[used] = self.uses.get(used, 0) + 1
 
@@ -239,6 +269,8 @@ class _Lowerer(relax.PyExprMutator):
         )
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
+        if binding.var in self.absorbed:
+            return  # computed by the kernel its epilogue went into
         value = binding.value
         if (
             relax_ops.is_op(value, "dqc.index_add")
@@ -247,7 +279,6 @@ class _Lowerer(relax.PyExprMutator):
         ):
             lowered = self.lower(binding.var, value)
             if lowered is not None:
-                self.set_var_remap(binding.var, lowered)
                 return
         super().visit_var_binding_(binding)
 
@@ -273,19 +304,49 @@ class _Lowerer(relax.PyExprMutator):
             dataclasses.replace(leaf, packed=i in builder.int4 and leaf.shape == out_shape)
             for i, leaf in enumerate(builder.leaves)
         ]
+        epilogue, end = self.epilogue(builder, var)
+        leaves += builder.leaves[len(leaves) :]  # the epilogue's per-channel constants
         args = [self.kernel_input(e, leaf) for e, leaf in zip(builder.args, leaves, strict=True)]
         src, indptr = self.visit_expr(self.graph["src"]), self.visit_expr(self.graph["indptr"])
-        kernel = spmm_csr(message, leaves, var.ty.dtype, src.ty.dtype)
+        kernel = spmm_csr(message, leaves, var.ty.dtype, src.ty.dtype, epilogue)
         gvar = add_kernel(self.builder_, kernel, "dqc_spmm_csr")
         width = math.prod(out_shape)
         rows = var.ty.shape[0]
         call = relax.call_tir(
-            gvar, [indptr, src, *args], relax.TensorType([rows, width], var.ty.dtype)
+            gvar, [indptr, src, *args], relax.TensorType([rows, width], end.ty.dtype)
         )
-        if _is_rows_by(var, width):
-            return self.builder_.emit(call, var.name)
-        out = self.builder_.emit(call)
-        return self.builder_.emit(relax.op.reshape(out, var.ty.shape), var.name)
+        if _is_rows_by(end, width):
+            out = self.builder_.emit(call, end.name)
+        else:
+            out = self.builder_.emit(relax.op.reshape(self.builder_.emit(call), end.ty.shape))
+        self.set_var_remap(end, out)
+        return out
+
+    def epilogue(self, builder: _TreeBuilder, var: relax.Var) -> tuple[Node | None, relax.Var]:
+        """The longest chain of elementwise ops after aggregation ``var`` that reads nothing
+        but the sums and constants, as an epilogue tree, and the var it ends at (``None``,
+        ``var`` when there is none). Each link must be the only reader of the one before,
+        with the aggregation's shape, inside the dataflow block."""
+        chain, current = [], var
+        while self.uses.get(current, 0) == 1 and len(self.users.get(current, [])) == 1:
+            (user,) = self.users[current]
+            value = self.bindings[user]
+            if not isinstance(user, relax.DataflowVar) or not isinstance(value, relax.Call):
+                break
+            if not isinstance(value.op, tvm.ir.Op) or value.op.name not in ELEMENTWISE:
+                break
+            if not tvm_ffi.structural_equal(user.ty.shape, var.ty.shape):
+                break
+            chain.append(user)
+            current = user
+        for length in range(len(chain), 0, -1):
+            try:
+                tree = builder.epilogue(chain[length - 1], var)
+            except _Unfusable:
+                continue
+            self.absorbed.update(chain[:length])
+            return tree, chain[length - 1]
+        return None, var
 
 
 @tvm.transform.module_pass(opt_level=0, name="LowerMessagePassing")

@@ -18,6 +18,7 @@ from tvm.script import tirx as T
 from dqc.qparams import TIE_STEPS
 
 NON_FINITE_EXPONENT = 0x7F800000  # float32 exponent bits: all set for NaN and +-Inf
+CHECKED_ATTR = "dqc.quantize_checked"  # quantize_checked's arguments, on its PrimFunc
 
 
 def code(value, scale: float, zero_point: int, qmin: int, qmax: int, dtype: str):
@@ -36,28 +37,55 @@ def quantize(x: te.Tensor, scale: float, zero_point: int, qmin: int, qmax: int, 
     )
 
 
-def quantize_checked(features: int, scale: float, zero_point: int, qmin: int, qmax: int, dtype):
+def quantize_checked(
+    features: int,
+    scale: float,
+    zero_point: int,
+    qmin: int,
+    qmax: int,
+    dtype: str,
+    recode: dict | None = None,
+):
     """PrimFunc ``(x [n, features] float32) -> (codes [n, features], non_finite [n] int8)``:
     ``non_finite[i]`` is 1 when row ``i`` of ``x`` holds a NaN or Inf. Rows run in parallel;
-    LLVM vectorizes the row loop, the flag being an OR reduction."""
+    LLVM vectorizes the row loop, the flag being an OR reduction.
+
+    ``recode`` (``{"dtype", "width", "shift"}``, the ``dqc.recode`` attribute of
+    ``qmatmul.recode_padded``) writes the codes as a dot-product matmul reads them instead:
+    shifted, in its operand type, zero-padded to ``width`` columns. The kernel records its
+    arguments in an attribute, so a pass can rebuild it (``CHECKED_ATTR``)."""
+    arguments = dict(
+        features=features, scale=scale, zero_point=zero_point, qmin=qmin, qmax=qmax, dtype=dtype
+    )
     exponent = T.uint32(NON_FINITE_EXPONENT)
+    out_dtype, width, shift = dtype, features, 0
+    if recode is not None:
+        out_dtype, width, shift = str(recode["dtype"]), int(recode["width"]), int(recode["shift"])
+
+    def recoded(value):
+        if recode is None:
+            return value
+        return T.Cast(out_dtype, T.Cast("int32", value) + shift)
 
     @T.prim_func(s_tir=True)  # a root block, as Relax's pattern analysis expects
     def dqc_quantize_checked(var_x: T.handle, var_codes: T.handle, var_non_finite: T.handle):
         T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
         n = T.int64()
         x = T.match_buffer(var_x, (n, features), "float32")
-        codes = T.match_buffer(var_codes, (n, features), dtype)
+        codes = T.match_buffer(var_codes, (n, width), out_dtype)
         non_finite = T.match_buffer(var_non_finite, (n,), "int8")
         with T.sblock("root"):
             for i in T.parallel(n):
                 non_finite[i] = T.int8(0)
                 for j in range(features):
-                    codes[i, j] = code(x[i, j], scale, zero_point, qmin, qmax, dtype)
+                    codes[i, j] = recoded(code(x[i, j], scale, zero_point, qmin, qmax, dtype))
                     bits = T.bitwise_and(T.reinterpret("uint32", x[i, j]), exponent)
                     non_finite[i] = non_finite[i] | T.Cast("int8", bits == exponent)
+                if width > features:
+                    for j in range(features, width):
+                        codes[i, j] = T.Cast(out_dtype, 0)
 
-    return dqc_quantize_checked
+    return dqc_quantize_checked.with_attr(CHECKED_ATTR, arguments)
 
 
 def dequantize(q: te.Tensor, scale: float, zero_point: int):

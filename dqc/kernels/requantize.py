@@ -12,7 +12,7 @@ from __future__ import annotations
 import tvm
 from tvm import te, tirx
 
-from dqc.fixed_point import FixedPoint, product_shift, tie_window
+from dqc.fixed_point import FixedPoint, UnitRatio, product_shift, tie_window
 
 
 def _i64(value: int) -> tirx.PrimExpr:
@@ -81,6 +81,33 @@ def requantize(
         values = [t(*i) for t in terms]
         b = None if bias is None else bias(i[-1])
         return requantize_value(values, zero_points, fixed, zero_point, qmin, qmax, dtype, b)
+
+    return te.compute(terms[0].shape, code, name="requantize")
+
+
+def requantize_unit_ratio(
+    terms: list[te.Tensor],
+    form: UnitRatio,
+    channel: te.Tensor | None,
+    qmin: int,
+    qmax: int,
+    dtype: str,
+):
+    """``requantize`` of terms with multipliers of exactly 1, in int32 (``UnitRatio``): a sum,
+    an add, an and, an or, an add and the clamp, on 16 lanes a vector instead of int64's 8.
+    ``channel`` is ``[3, C]`` int32 (base, tie, up per channel of the last axis) or None for
+    one channel, whose values are then constants."""
+
+    def code(*i):
+        if channel is None:
+            base, tie, up = (_i32(int(v[0])) for v in (form.base, form.tie, form.up))
+        else:
+            base, tie, up = (channel[k, i[-1]] for k in range(3))
+        total = base
+        for t in terms:
+            total = total + tirx.Cast("int32", t(*i))
+        q = total + tirx.bitwise_or(tirx.bitwise_and(total, tie), up)
+        return tirx.Cast(dtype, tirx.max(tirx.min(q, _i32(qmax)), _i32(qmin)))
 
     return te.compute(terms[0].shape, code, name="requantize")
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 from conftest import run_relax
 from dqc.passes.fold_scales import FoldScales
+from dqc.passes.legalize import DQC_LEGALIZE_MAP
 from tvm import relax, tirx
 
 from dqc import edge_softmax as softmax_spec
@@ -77,6 +78,38 @@ def test_requantize_matches_spec_with_terms_bias_and_ties():
     fixed = FixedPoint.from_reals(reals, float(np.abs(bias).max()))
     expected = requantize([a, b], [0, 3], fixed, -3, -128, 127, fixed.bias(bias))
     np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize(("terms", "zero_point"), [(1, -1), (1, 4), (2, 3)])
+def test_unit_ratio_requantize_matches_spec(terms, zero_point):
+    """Multipliers of exactly 1 (a bias added in the codes' scale) take the int32 form; every
+    int8 code against biases that are exact ties (halves), within the tie window of one,
+    just outside it, and random."""
+    codes = np.arange(-128, 128, dtype=np.int8)
+    inputs = [np.stack([np.roll(codes, 17 * k)] * 6, axis=1) for k in range(terms)]
+    window = 2.0**-10
+    bias = np.array([2.5, -3.5, 0.5 + window / 2, 0.5 + 2 * window, -7.3, 0.0])
+    zeros = [-1, 2][:terms]
+    mod = _module(
+        [(("n", 6), "int8")] * terms,
+        lambda *x: relax_ops.call(
+            "dqc.requantize",
+            [*x, relax.const(bias, "float64")],
+            zero_points=zeros,
+            real_multipliers=[1.0] * terms,
+            zero_point=zero_point,
+            qmin=-128,
+            qmax=127,
+            out_dtype="int8",
+        ),
+    )
+    folded = FoldScales()(mod)
+    legalized = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(folded)
+    names = [gv.name_hint for gv in legalized.get_global_vars()]
+    assert "dqc_requantize_unit_toint8" in names
+    fixed = FixedPoint.from_reals([1.0] * terms, float(np.abs(bias).max()))
+    expected = requantize(inputs, zeros, fixed, zero_point, -128, 127, fixed.bias(bias))
+    np.testing.assert_array_equal(run_relax(folded, inputs), expected)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])

@@ -6,7 +6,7 @@ import tvm
 from conftest import count_ops, run_relax
 from dqc.passes.fold_qdq import FoldQDQ
 from dqc.passes.fold_scales import FoldScales
-from dqc.passes.lower_message_passing import LowerMessagePassing
+from dqc.passes.lower_message_passing import ELEMENTWISE, LowerMessagePassing
 
 
 @pytest.mark.parametrize(
@@ -22,11 +22,48 @@ def test_aggregations_become_spmm_with_identical_results(tiny, arch, scheme):
     assert "dqc_spmm_csr" in [gv.name_hint for gv in lowered.get_global_vars()]
     assert count_ops(lowered, "R.take") < count_ops(mod, "R.take")  # gathers fused away
     assert not _same_shape_reshapes(lowered)  # each one would run as a copy kernel
+    assert not _edge_reshapes(lowered)  # per-edge weights are read as the 1-D tensor they are
     out = run_relax(lowered, inputs)
     if scheme == "fp32":
         np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
     else:
         np.testing.assert_array_equal(out, expected)
+
+
+@pytest.mark.parametrize("scheme", ["dq-int8", "fp32"])
+def test_what_follows_an_aggregation_goes_into_its_kernel(tiny, scheme):
+    """GCN's requantize, bias and ReLU after each aggregation become the kernel's epilogue:
+    no elementwise op reads an aggregation's sums, and the results stay the same."""
+    mod, inputs, expected = tiny("gcn", scheme)
+    lowered = LowerMessagePassing()(FoldScales()(FoldQDQ()(mod)))
+    readers = _aggregation_readers(lowered)
+    assert readers and not readers & ELEMENTWISE
+    out = run_relax(lowered, inputs)
+    if scheme == "fp32":
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+    else:
+        np.testing.assert_array_equal(out, expected)
+
+
+def _aggregation_readers(mod: tvm.IRModule) -> set[str]:
+    """The ops that read the output of a CSR kernel of ``mod``'s ``main``."""
+    from tvm import relax
+
+    bindings = [b for block in mod["main"].body.blocks for b in block.bindings]
+    sums = {
+        b.var
+        for b in bindings
+        if isinstance(b.value, relax.Call)
+        and isinstance(b.value.args[0], tvm.ir.GlobalVar)
+        and b.value.args[0].name_hint.startswith("dqc_spmm_csr")
+    }
+    return {
+        b.value.op.name
+        for b in bindings
+        if isinstance(b.value, relax.Call)
+        and isinstance(b.value.op, tvm.ir.Op)
+        and sums & set(relax.analysis.free_vars(b.value))
+    }
 
 
 def test_functions_without_graph_inputs_are_left_alone(tiny):
@@ -52,5 +89,27 @@ def _same_shape_reshapes(mod: tvm.IRModule) -> list:
                     tvm.ir.Op.get("relax.reshape")
                 ):
                     if tvm_ffi.structural_equal(value.args[0].ty.shape, binding.var.ty.shape):
-                        found.append(binding.var.name_hint)
+                        found.append(binding.var.name)
+    return found
+
+
+def _edge_reshapes(mod: tvm.IRModule) -> list:
+    """Bindings of ``relax.reshape`` of a per-edge tensor (as many rows as ``src``)."""
+    import tvm_ffi
+    from tvm import relax
+
+    found = []
+    for func in mod.functions.values():
+        if not isinstance(func, relax.Function) or "dqc.graph_inputs" not in func.attrs:
+            continue
+        src = {p.name: p for p in func.params}[str(func.attrs["dqc.graph_inputs"][0])]
+        for block in func.body.blocks:
+            for binding in block.bindings:
+                value = binding.value
+                if isinstance(value, relax.Call) and value.op.same_as(
+                    tvm.ir.Op.get("relax.reshape")
+                ):
+                    rows = value.args[0].ty.shape[0]
+                    if tvm_ffi.structural_equal(rows, src.ty.shape[0]):
+                        found.append(binding.var.name)
     return found
