@@ -76,7 +76,10 @@ class _TreeBuilder:
         kept = len(self.leaves)
         self.aggregate = aggregate
         try:
-            return self.build(end, root=True)
+            tree = self.build(end, root=True)
+            if any(leaf.kind != "channel" for leaf in self.leaves[kept:]):
+                raise _Unfusable(f"{end} reads per-edge values after the aggregation")
+            return tree
         except _Unfusable:
             del self.leaves[kept:], self.args[kept:]
             raise
