@@ -109,14 +109,44 @@ def jobs(cells: list[str], schemes: list[str], folds: range) -> list[tuple]:
     return out
 
 
+def claim(lock: Path) -> bool:
+    """Take ``lock`` for this sitting (it holds the owner's pid); False while another live
+    sitting holds it. A lock left by a sitting that died is taken over."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text() or 0), 0)
+            return False  # its owner still runs
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return claim(lock)
+    os.write(fd, str(os.getpid()).encode())
+    os.close(fd)
+    return True
+
+
 def run(job: tuple, data_root: str | None, done: dict, changes: dict) -> bool:
-    """Train ``job`` unless the run log has it; True if it trained."""
+    """Train ``job`` unless the run log has it or another sitting is training it; True if it
+    trained."""
     dataset, arch, scheme, fold = job
     key = run_key(*job, changes)
     if key in done:
         return False
     resume = checkpoint_path(*job, changes).with_suffix(".resume.pt")
     resume.parent.mkdir(parents=True, exist_ok=True)
+    lock = resume.with_suffix(".lock")
+    if not claim(lock):
+        print(f"{dataset} {arch} {scheme} fold {fold}: another sitting is training it", flush=True)
+        return False
+    try:
+        return _train(job, data_root, done, changes, key, resume)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _train(job: tuple, data_root, done: dict, changes: dict, key: str, resume: Path) -> bool:
+    dataset, arch, scheme, fold = job
     print(f"{dataset} {arch} {scheme} fold {fold} {changes or ''}", flush=True)
     start = time.perf_counter()
     trained = train_graph_model(
@@ -316,7 +346,8 @@ def main() -> None:
         "--first-fold",
         type=int,
         default=0,
-        help="start at this REDDIT-BINARY fold (two sittings side by side take different folds)",
+        help="start at this REDDIT-BINARY fold (sittings side by side: a run one of them is "
+        "training is skipped by the others)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--data-root", help="dataset root (PyG raw layout)")
