@@ -170,9 +170,10 @@ def analysis(rows: list[dict]) -> str:
     return f"""\
 ## What bounds INT4 (and INT8) aggregation
 
-On the Reddit-shaped graph the aggregation kernels take {r["dqc_fp32_aggregation_ms"]:.1f} ms
-in FP32, {r["dqc_int8_aggregation_ms"]:.1f} ms in INT8 and {r["dqc_int4_aggregation_ms"]:.1f} ms
-in INT4, while each edge reads 4, 1 and 0.5 bytes per feature from tables of
+On the Reddit-shaped graph the aggregation kernels (with their epilogues: the requantize,
+bias and ReLU applied to each row's sums as they are stored) take
+{r["dqc_fp32_aggregation_ms"]:.1f} ms in FP32, {r["dqc_int8_aggregation_ms"]:.1f} ms in INT8 and
+{r["dqc_int4_aggregation_ms"]:.1f} ms in INT4, while each edge reads 4, 1 and 0.5 bytes per feature from tables of
 {r["gathered_fp32_bytes"] / 1e6:.1f}, {r["gathered_int8_bytes"] / 1e6:.1f} and
 {r["gathered_int4_bytes"] / 1e6:.1f} MB. Source rows are scattered over the table, so every
 kernel asks for each edge's row {PREFETCH_EDGES} edges before it uses it (software prefetch):
