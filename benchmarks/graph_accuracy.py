@@ -27,6 +27,7 @@ alone, and its run then counts for the cell without training again.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -39,7 +40,8 @@ import torch
 from dqc.checkpoint import save_checkpoint
 from dqc.graph_datasets import FOLDS, load_graph_dataset
 from dqc.graph_training import train_graph_model
-from dqc.hparams import model_defaults, train_defaults
+from dqc.hparams import TrainSettings, model_defaults, train_defaults
+from dqc.models import ModelConfig
 
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs" / "graph_accuracy.jsonl"
@@ -211,14 +213,28 @@ def summarize(done: dict) -> list[dict]:
     return rows
 
 
+# Settings a run record leaves out when they have their default value.
+OMITTED = {
+    **{f.name: f.default for f in dataclasses.fields(ModelConfig)},
+    **{f.name: f.default for f in dataclasses.fields(TrainSettings)},
+}
+
+
+def differences(row: dict) -> dict:
+    """The settings of ``row``'s run that differ from the packaged ones, with its values."""
+    ran = json.loads(row["key"])[4]
+    packaged = settings(row["dataset"], row["arch"], row["scheme"])
+    return {
+        name: ran.get(name, OMITTED.get(name))
+        for name in sorted(ran.keys() | packaged.keys())
+        if ran.get(name, OMITTED.get(name)) != packaged.get(name, OMITTED.get(name))
+    }
+
+
 def trials(done: dict) -> list[dict]:
-    """Runs of candidate settings (``--set``) that the packaged defaults have not adopted."""
-    return [
-        row
-        for key, row in done.items()
-        if row.get("changes")
-        and key != run_key(row["dataset"], row["arch"], row["scheme"], row["fold"])
-    ]
+    """Runs whose settings are not the packaged ones: candidates (``--set``) not adopted, and
+    runs of settings a candidate has since replaced."""
+    return [row for row in done.values() if differences(row)]
 
 
 def render_trials(done: dict) -> list[str]:
@@ -227,18 +243,21 @@ def render_trials(done: dict) -> list[str]:
         return []
     lines = [
         "",
-        "Candidate settings tried (`--set`), beside the packaged run of the same cell and fold;",
-        "a candidate is adopted only if its validation metric is better. The training length",
-        "(`epochs`) is part of a dataset's protocol: it changes for every cell of the dataset",
-        "at once or not at all, so its trials are evidence, not candidates for one cell.",
+        "Runs with settings other than the packaged ones (candidates tried with `--set`, and",
+        "the runs of settings a candidate replaced), beside the packaged run of the same cell",
+        "and fold. A candidate is adopted only if its validation metric is better. The training",
+        "length (`epochs`) is part of a dataset's protocol: it changes for every cell of the",
+        "dataset at once or not at all, so its trials are evidence, not candidates for one",
+        "cell; likewise an architecture change (`batch_norm`) is adopted for every scheme of",
+        "the (dataset, arch) row.",
         "",
-        "| dataset | arch | scheme | fold | change | val | test | packaged val | packaged test |",
+        "| dataset | arch | scheme | fold | settings | val | test | packaged val | packaged test |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         job = (row["dataset"], row["arch"], row["scheme"], row["fold"])
         packaged = done.get(run_key(*job), {})
-        change = ", ".join(f"{k}={v}" for k, v in sorted(row["changes"].items()))
+        change = ", ".join(f"{k}={v}" for k, v in differences(row).items())
         values = [row["val"], row["test"], packaged.get("val"), packaged.get("test")]
         digits = 1 if row["metric"] == "accuracy" else 3
         text = " | ".join("–" if v is None else f"{v:.{digits}f}" for v in values)
@@ -279,8 +298,8 @@ def render(rows: list[dict], done: dict) -> str:
         lines.append(f"| {dataset} | {arch} | {values} | {paper} |")
     lines += [
         "",
-        "| dataset | arch | scheme | layers | hidden | heads | lr | weight decay | epochs | batch | lr schedule | p_min | p_max | weight range |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | arch | scheme | layers | hidden | heads | batch norm | lr | weight decay | epochs | batch | lr schedule | p_min | p_max | weight range |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in CELLS:
         dataset, arch = c.split("/")
@@ -294,16 +313,16 @@ def render(rows: list[dict], done: dict) -> str:
             dq = scheme.startswith("dq")
             lines.append(
                 f"| {dataset} | {arch} | {scheme} | {s['num_layers']} | {s['hidden_channels']} | "
-                f"{s.get('heads', 1)} | {s['lr']} | {s['weight_decay']} | {s['epochs']} | "
+                f"{s.get('heads', 1)} | {'yes' if s.get('batch_norm') else 'no'} | {s['lr']} | {s['weight_decay']} | {s['epochs']} | "
                 f"{s['batch_size']} | {schedule} | {s['p_min'] if dq else '–'} | "
                 f"{s['p_max'] if dq else '–'} | {s.get('weight_range', 'scheme')} |"
             )
     lines += [
         "",
         "Models: GCN/GAT/GIN layers with ReLU, mean pooling, a two-layer quantized readout with",
-        "dropout (none in the convolutions). The REDDIT-BINARY GIN has a BatchNorm after each",
-        "MLP, folded into its last linear (trained folded, so the integer program runs it);",
-        "the ZINC models have none.",
+        "dropout (none in the convolutions). The GINs have a BatchNorm after each MLP, folded",
+        "into its last linear (trained folded, so the integer program runs it); the ZINC GCN",
+        "and GAT have none.",
         "ZINC uses one-hot atom types through the first layer (an atom-type embedding) and no",
         "bond features; 100 epochs instead of Benchmarking-GNNs' run-to-min-lr, to fit CPU time.",
         "Weight range: `scheme` tracks weights with the scheme's percentiles, as the authors do;",

@@ -7,7 +7,8 @@ PyTorch model's, and whether its outputs equal the NumPy integer reference bit f
 Tolerances (issue 4): 0.5 accuracy points, 0.005 MAE.
 
 Writes ``results/graph_parity.{json,md}``; a model whose file has not changed since its last
-check is not compiled again.
+check is not compiled again, and the rows of packaged runs whose model is no longer on disk
+(models are not committed) stay as they were.
 
     python benchmarks/graph_parity.py --data-root ../shared/data
 """
@@ -30,14 +31,20 @@ OUTPUT = RESULTS / "graph_parity.json"
 
 
 def kept_models() -> list[tuple[dict, Path]]:
-    """(run row, model file) of the packaged quantized runs whose model is on disk."""
+    """(run row, model file) of the packaged quantized runs whose model is on disk (an adopted
+    candidate's model keeps the file name it was trained under)."""
     out = []
     for key, row in load_runs().items():
         job = (row["dataset"], row["arch"], row["scheme"], row["fold"])
-        path = checkpoint_path(*job, {})
+        path = checkpoint_path(*job, row.get("changes") or {})
         if row["scheme"] != "fp32" and key == run_key(*job) and path.exists():
             out.append((row, path))
     return out
+
+
+def packaged_key(row: dict) -> str:
+    """The run key the packaged settings give ``row``'s job today."""
+    return run_key(row["dataset"], row["arch"], row["scheme"], row["fold"])
 
 
 def check(row: dict, path: Path, data_root: str | None) -> dict:
@@ -46,7 +53,7 @@ def check(row: dict, path: Path, data_root: str | None) -> dict:
         result = evaluate_artifact(Path(tmp) / "out", row["dataset"], data_root)
     gap = abs(result["value"] - result["fakequant_value"])
     return {
-        **{k: row[k] for k in ("dataset", "arch", "scheme", "fold")},
+        **{k: row[k] for k in ("key", "dataset", "arch", "scheme", "fold")},
         "sha256": file_sha256(path),
         **{k: result[k] for k in ("metric", "value", "fakequant_value", "graphs", "target")},
         "agreement": result.get("agreement"),
@@ -86,11 +93,14 @@ def main() -> None:
     parser.add_argument("--data-root", help="dataset root (PyG raw layout)")
     args = parser.parse_args()
 
-    done = {r["sha256"]: r for r in json.loads(OUTPUT.read_text())} if OUTPUT.exists() else {}
+    previous = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else []
+    done = {r["sha256"]: r for r in previous}
     rows = []
     for row, path in tqdm(kept_models(), desc="models", unit="model"):
         sha = file_sha256(path)
         rows.append(done[sha] if sha in done else check(row, path, args.data_root))
+    checked = {r["key"] for r in rows}
+    rows += [r for r in previous if r["key"] not in checked and r["key"] == packaged_key(r)]
     rows.sort(key=lambda r: (r["dataset"], r["arch"], r["scheme"], r["fold"]))
     OUTPUT.write_text(json.dumps(rows, indent=1) + "\n")
     (RESULTS / "graph_parity.md").write_text(render(rows))
