@@ -6,7 +6,9 @@ A requantize maps int32 terms ``t_i`` (with zero points ``z_i``) and real multip
     r = sum_i m_i * (t_i - z_i) + B                  (int64, units of 2^-S)
     q = clamp(round_fixed_to_code(r, S, zero_point), qmin, qmax)
 
-with ``m_i = round(M_i * 2^S)`` and ``B = round(c * 2^S)``. ``round_fixed_to_code`` is the one
+with ``m_i = round(M_i * 2^S)`` and ``B = round(c * 2^S)``. A multiplier may be a vector, one
+per channel of the last axis (a per-channel scale such as a BatchNorm kept after a ReLU);
+all share the one shift. ``round_fixed_to_code`` is the one
 rounding rule of the integer program, the one the fake quantizer uses in eval mode
 (``dqc.qparams.round_to_code``): ``zero_point + r / 2^S`` to nearest, with a value within
 ``2^-TIE_BITS`` (``2^-10``) of a half counted as a tie that goes to the even code. The zero
@@ -58,15 +60,21 @@ def round_fixed_to_code(acc: np.ndarray, shift: int, zero_point: int) -> np.ndar
 
 @dataclass(frozen=True)
 class FixedPoint:
-    multipliers: tuple[int, ...]
+    multipliers: tuple  # per term: an int, or an int64 array with one per channel
     shift: int
 
+    @property
+    def per_channel(self) -> bool:
+        return any(np.ndim(m) for m in self.multipliers)
+
     @classmethod
-    def from_reals(cls, reals: list[float], bias_bound: float = 0.0) -> FixedPoint:
-        """Integer multipliers with one shared shift for real multipliers ``reals`` and a bias
-        of magnitude at most ``bias_bound`` (output units)."""
-        largest = max(abs(r) for r in reals)
-        if not all(math.isfinite(r) for r in reals) or largest == 0:
+    def from_reals(cls, reals: list, bias_bound: float = 0.0) -> FixedPoint:
+        """Integer multipliers with one shared shift for real multipliers ``reals`` (floats, or
+        float64 arrays of per-channel values) and a bias of magnitude at most ``bias_bound``
+        (output units)."""
+        values = np.concatenate([np.ravel(np.asarray(r, np.float64)) for r in reals])
+        largest = float(np.abs(values).max())
+        if not np.isfinite(values).all() or largest == 0:
             raise ValueError(f"requantize multipliers must be finite and not all 0: {reals}")
         # |r| * 2^S < 2^30  <=>  S < 30 - log2|r|
         shift = min(MAX_SHIFT, MULTIPLIER_BITS - 1 - math.floor(math.log2(largest)))
@@ -74,11 +82,18 @@ class FixedPoint:
             shift = min(shift, 59 - math.floor(math.log2(bias_bound)))
         if shift < 1:
             raise ValueError(f"requantize multiplier {largest} is too large (>= 2^29)")
-        return cls(tuple(round(r * 2.0**shift) for r in reals), shift)
+        return cls(tuple(_fixed(r, shift) for r in reals), shift)
 
     def bias(self, reals: np.ndarray) -> np.ndarray:
         """A real bias (in output units) in this shift's fixed point, int64."""
         return np.round(np.asarray(reals, np.float64) * 2.0**self.shift).astype(np.int64)
+
+
+def _fixed(real, shift: int):
+    """``round(real * 2^shift)``: an int for a float, an int64 array for an array."""
+    if np.ndim(real):
+        return np.round(np.asarray(real, np.float64) * 2.0**shift).astype(np.int64)
+    return round(real * 2.0**shift)
 
 
 def requantize(
@@ -122,7 +137,7 @@ class UnitRatio:
         """The form for ``requantize(..., fixed, zero_point, bias)``, or None if a multiplier
         is not 1 or an offset is too large for int32 sums of 16-bit codes."""
         shift = fixed.shift
-        if any(m != 1 << shift for m in fixed.multipliers):
+        if fixed.per_channel or any(m != 1 << shift for m in fixed.multipliers):
             return None
         b = np.zeros(1, np.int64) if bias is None else np.asarray(bias, np.int64).reshape(-1)
         whole = b >> shift

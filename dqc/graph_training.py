@@ -34,7 +34,15 @@ from dqc.schemes import get_scheme
 from dqc.training import TrainedModel, check_graph
 
 EVAL_BATCH = 512
-MODEL_KEYS = ("hidden_channels", "dropout", "heads", "num_layers", "pooling", "batch_norm")
+MODEL_KEYS = (
+    "hidden_channels",
+    "dropout",
+    "heads",
+    "num_layers",
+    "pooling",
+    "batch_norm",
+    "norm_after_relu",
+)
 
 
 def loss_fn(metric: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

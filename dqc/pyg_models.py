@@ -21,13 +21,14 @@ from dqc.models.graph_model import POOLINGS
 
 
 class PyGModel(nn.Module):
-    def __init__(self, convs: list[nn.Module]):
+    def __init__(self, convs: list[nn.Module], relu_between_layers: bool = True):
         super().__init__()
         self.convs = nn.ModuleList(convs)
+        self.relu_between_layers = relu_between_layers
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         for i, conv in enumerate(self.convs):
-            if i > 0:
+            if i > 0 and self.relu_between_layers:
                 x = F.relu(x)
             x = conv(x, edge_index)
         return x
@@ -41,7 +42,8 @@ class PyGGraphModel(nn.Module):
         self.pool = POOLINGS[pooling]
 
     def forward(self, x, edge_index, batch) -> torch.Tensor:
-        h = self.pool(F.relu(self.body(x, edge_index)), batch)
+        nodes = self.body(x, edge_index)
+        h = self.pool(F.relu(nodes) if self.body.relu_between_layers else nodes, batch)
         return self.readout[1](F.relu(self.readout[0](h)))
 
 
@@ -81,6 +83,8 @@ def _gin(conv, prepared: bool) -> nn.Module:
         modules.append(_linear(module.lin))
         if module.bn is not None:
             modules.append(copy.deepcopy(module.bn))
+    if conv.norm is not None:  # the BatchNorm after the last ReLU
+        modules += [nn.ReLU(), copy.deepcopy(conv.norm)]
     trained = copy.deepcopy(nn.Sequential(*modules).state_dict())
     layer = pyg.GINConv(nn.Sequential(*modules), train_eps=True)  # (re-initializes its MLP)
     layer.nn.load_state_dict(trained)
@@ -96,4 +100,5 @@ def to_pyg(model: nn.Module, arch: str, prepared: bool = False) -> nn.Module:
         body = to_pyg(model.body, arch, prepared)
         readout = [_linear(layer.lin) for layer in model.readout]
         return PyGGraphModel(body, readout, model.pooling).eval()
-    return PyGModel([build(conv, prepared) for conv in model.convs]).eval()
+    convs = [build(conv, prepared) for conv in model.convs]
+    return PyGModel(convs, model.relu_between_layers).eval()

@@ -59,6 +59,11 @@ def requantize_to(terms, out: QParams, bias: np.ndarray | None = None) -> Codes:
     return Codes(codes, out)
 
 
+def centered(x: Codes) -> tuple[np.ndarray, float]:
+    """``x`` as a ``requantize_to`` term: its zero-centred codes and their scale."""
+    return x.centered(), x.qp.scale
+
+
 def segment_sum(values: np.ndarray, graph: PreparedGraph) -> np.ndarray:
     """Sum of per-edge ``values`` over each target's in-edges (edges sorted by target)."""
     out = np.zeros((graph.num_nodes, *values.shape[1:]), np.int64)
@@ -102,20 +107,28 @@ class IntegerReference:
         graph = prepare_graph(edge_index, x.shape[0], SELF_LOOPS[self.arch])
         layer_fn = {"gcn": self.gcn, "gat": self.gat, "gin": self.gin}[self.arch]
         prefix = "body." if hasattr(self.model, "readout") else ""
+        relu = self.model.get_submodule(prefix.rstrip(".")).relu_between_layers
         h = None
         for i in range(len(self.model.get_submodule(f"{prefix}convs"))):
             layer = f"{prefix}convs.{i}"
             qp_in = self.qp(layer, "input")
-            inputs = Codes(qp_in.quantize(x), qp_in) if h is None else relu_to(h, qp_in)
+            if h is None:
+                inputs = Codes(qp_in.quantize(x), qp_in)
+            else:
+                inputs = relu_to(h, qp_in) if relu else requantize_to([centered(h)], qp_in)
             h = layer_fn(layer, inputs, graph)
         if prefix:
             h = self.readout(h, check_batch(batch, x.shape[0])[:-1])
         return h.dequantize()
 
     def readout(self, nodes: Codes, graph_ptr: np.ndarray) -> Codes:
-        """ReLU, mean or sum per graph (``dqc.pooling``), then the two readout linears."""
-        relu = np.maximum(nodes.codes, nodes.qp.zero_point) - nodes.qp.zero_point
-        pooled, factor = pool_codes(relu, graph_ptr, self.model.pooling)
+        """ReLU (unless the layers end in a normalization), mean or sum per graph
+        (``dqc.pooling``), then the two readout linears."""
+        if self.model.body.relu_between_layers:
+            values = np.maximum(nodes.codes, nodes.qp.zero_point) - nodes.qp.zero_point
+        else:
+            values = nodes.centered()
+        pooled, factor = pool_codes(values, graph_ptr, self.model.pooling)
         h = None
         for i, linear_layer in enumerate(self.model.readout):
             name = f"readout.{i}"
@@ -191,7 +204,13 @@ class IntegerReference:
                 self.qp(name, "feature"),
                 module.folded_bias.detach().numpy(),
             )
-        return requantize_to([(out.centered(), out.qp.scale)], self.qp(layer, "update"))
+        if conv.norm is None:
+            return requantize_to([centered(out)], self.qp(layer, "update"))
+        # ReLU, then BatchNorm as a per-channel scale and shift: a per-channel requantize
+        scale = conv.norm_scale.detach().numpy().astype(np.float64)
+        relu = np.maximum(out.codes, out.qp.zero_point) - out.qp.zero_point
+        shift = conv.norm_shift.detach().numpy()
+        return requantize_to([(relu, out.qp.scale * scale)], self.qp(layer, "update"), shift)
 
     def gat(self, layer: str, x: Codes, graph: PreparedGraph) -> Codes:
         conv = self.model.get_submodule(layer)

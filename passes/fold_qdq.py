@@ -18,12 +18,13 @@ Before / after (GCN message)::
 Integer rules: ``dequantize``; shape ops (take, permute_dims, expand_dims, reshape,
 strided_slice) of one term; ``matmul`` of two terms -> ``dqc.qmatmul`` (int32, zero points
 folded into the kernel); ``multiply`` of two terms (int32 product) or by a float constant
-scalar; ``add``
- of affine values or of a float constant (the bias, kept real until
-``FoldScales``); ``sum`` / ``mean`` of one term; ``relu`` (``max(q, z)`` on codes, or
-``max(requantize(v), z_out)`` when quantized right after); ``dqc.index_add`` of one term into
-zeros; ``dqc.segment_mean`` of one term (mean codes with ``FRAC_BITS`` fractional bits) and
-``dqc.segment_sum`` of one term (exact sums).
+(a scalar, or one value per channel of the last axis: the term's scale becomes per-channel,
+and only ``add`` and a requantize take such terms further); ``add`` of affine values or of
+a float constant (the bias, kept real until ``FoldScales``); ``sum`` / ``mean`` of one
+term; ``relu`` (``max(q, z)`` on codes, or ``max(requantize(v), z_out)`` when quantized
+right after); ``dqc.index_add`` of one term into zeros; ``dqc.segment_mean`` of one term
+(mean codes with ``FRAC_BITS`` fractional bits) and ``dqc.segment_sum`` of one term (exact
+sums).
 Exact in integers except biases and the final rounding, which follow ``dqc.fixed_point``.
 """
 
@@ -50,11 +51,17 @@ SHAPE_OPS = (
 
 @dataclass(frozen=True)
 class Term:
-    """``scale * (tensor - zero)``: ``tensor`` is an integer Relax var of the new function."""
+    """``scale * (tensor - zero)``: ``tensor`` is an integer Relax var of the new function;
+    ``scale`` a float, or float64 values per channel of the last axis (after a multiply by a
+    per-channel constant, GIN's BatchNorm after a ReLU), which only a requantize takes."""
 
     tensor: relax.Expr
     zero: int
-    scale: float
+    scale: float | np.ndarray
+
+    @property
+    def per_channel(self) -> bool:
+        return np.ndim(self.scale) > 0
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,9 @@ class _Integerizer(relax.PyExprMutator):
     def integer_rep(self, call: relax.Call) -> Affine | None:
         name, args = call.op.name, call.args
         reps = [self.rep(a) for a in args]
+        per_channel = any(r is not None and any(t.per_channel for t in r.terms) for r in reps)
+        if per_channel and name not in ("relax.add", "relax.multiply"):
+            return None  # computed in float: per-channel scales go only into a requantize
         singles = [r.single if r is not None else None for r in reps]
         if name == "dqc.dequantize":
             a = call.attrs
@@ -189,12 +199,14 @@ class _Integerizer(relax.PyExprMutator):
 
     def multiply(self, args, reps, singles) -> Affine | None:
         if singles[0] is not None and singles[1] is not None:
+            if singles[0].per_channel or singles[1].per_channel:
+                return None
             product = relax.op.multiply(self.int32(singles[0]), self.int32(singles[1]))
             return Affine((Term(self.emit(product), 0, singles[0].scale * singles[1].scale),))
         for rep, other in ((reps[0], args[1]), (reps[1], args[0])):
             factor = self.const(other)
-            if rep is not None and not rep.relu and factor is not None and factor.size == 1:
-                k = float(factor.reshape(()))
+            k = None if factor is None else _channel_factor(factor)
+            if rep is not None and not rep.relu and k is not None:
                 terms = tuple(replace(t, scale=t.scale * k) for t in rep.terms)
                 bias = None if rep.bias is None else rep.bias * k
                 return Affine(terms, bias)
@@ -225,7 +237,7 @@ class _Integerizer(relax.PyExprMutator):
                 "dqc.requantize",
                 inputs,
                 zero_points=[t.zero for t in rep.terms],
-                real_multipliers=[t.scale / scale for t in rep.terms],
+                real_multipliers=[_attr(t.scale / scale) for t in rep.terms],
                 zero_point=zero,
                 qmin=qmin,
                 qmax=qmax,
@@ -236,6 +248,21 @@ class _Integerizer(relax.PyExprMutator):
         if rep.relu:
             out = self.emit(relax.op.maximum(out, relax.const(zero, dtype)), "q")
         return out
+
+
+def _channel_factor(factor: np.ndarray) -> float | np.ndarray | None:
+    """A constant factor as a scale factor: a float, float64 values per channel of the last
+    axis (shape ``[C]``, or ``[1, C]``), or None for any other shape."""
+    if factor.size == 1:
+        return float(factor.reshape(()))
+    if factor.ndim and factor.size == factor.shape[-1]:
+        return factor.reshape(-1).astype(np.float64)
+    return None
+
+
+def _attr(value: float | np.ndarray) -> float | list[float]:
+    """A real multiplier as an attribute: a float, or a list of per-channel floats."""
+    return [float(v) for v in value] if np.ndim(value) else value
 
 
 @tvm.transform.module_pass(opt_level=0, name="FoldQDQ")

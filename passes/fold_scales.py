@@ -6,6 +6,8 @@ with ``dqc.fixed_point.FixedPoint`` (the same function the NumPy reference uses)
 
     requantize(t, real_multipliers=[0.0123], bias=[0.4, -1.2])
     ==> requantize(t, multipliers=[13207709], shift=30, bias=int64[429496730, -1288490189])
+
+A per-channel multiplier (a list) becomes a list of integers with the same shared shift.
 """
 
 from __future__ import annotations
@@ -39,12 +41,20 @@ class _Folder(relax.PyExprMutator):
         count = len(a["zero_points"])
         terms, rest = list(call.args[:count]), list(call.args[count:])
         bias = constant_value(rest[0]).astype(np.float64) if rest else None
-        reals = [float(m) for m in a.pop("real_multipliers")]
+        reals = [_real(m) for m in a.pop("real_multipliers")]
         fixed = FixedPoint.from_reals(reals, float(np.abs(bias).max()) if rest else 0.0)
         args = terms + ([relax.const(fixed.bias(bias), "int64")] if rest else [])
+        multipliers = [m.tolist() if np.ndim(m) else m for m in fixed.multipliers]
         return relax_ops.call(
-            "dqc.requantize", args, **a, multipliers=list(fixed.multipliers), shift=fixed.shift
+            "dqc.requantize", args, **a, multipliers=multipliers, shift=fixed.shift
         )
+
+
+def _real(attr) -> float | np.ndarray:
+    """A real multiplier attribute: a float, or a list of per-channel floats."""
+    if isinstance(attr, tvm.ir.Array | list | tuple):
+        return np.array([float(v) for v in attr], np.float64)
+    return float(attr)
 
 
 @tvm.transform.module_pass(opt_level=0, name="FoldScales")

@@ -215,21 +215,42 @@ def _requantize(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
         raise ValueError("dqc.requantize has real multipliers: run FoldScales before lowering")
     count = len(a["zero_points"])
     terms, bias = list(call.args[:count]), (call.args[count] if len(call.args) > count else None)
-    fixed = FixedPoint(tuple(int(m) for m in a["multipliers"]), int(a["shift"]))
+    fixed = FixedPoint(tuple(_multiplier(m) for m in a["multipliers"]), int(a["shift"]))
     dtype = str(a["out_dtype"])
     zeros = [int(z) for z in a["zero_points"]]
     zero, qmin, qmax = int(a["zero_point"]), int(a["qmin"]), int(a["qmax"])
     unit = _requantize_unit_ratio(bb, terms, bias, fixed, zeros, zero, qmin, qmax, dtype)
     if unit is not None:
         return unit
+    table = None
+    if fixed.per_channel:  # one row of multipliers per term, one column per channel
+        width = max(np.size(m) for m in fixed.multipliers)
+        rows = [np.broadcast_to(np.asarray(m, np.int64), (width,)) for m in fixed.multipliers]
+        table = relax.const(np.stack(rows), "int64")
 
-    def kernel(terms, *bias):
+    def kernel(terms, *extra):
+        b = extra[0] if bias is not None else None
         return requantize.requantize(
-            terms, zeros, fixed, zero, qmin, qmax, dtype, bias[0] if bias else None
+            terms,
+            zeros,
+            fixed,
+            zero,
+            qmin,
+            qmax,
+            dtype,
+            b,
+            extra[-1] if table is not None else None,
         )
 
-    args = [terms] + ([bias] if bias is not None else [])
+    args = [terms] + [x for x in (bias, table) if x is not None]
     return bb.call_te(kernel, *args, primfunc_name_hint=f"dqc_requantize_to{dtype}")
+
+
+def _multiplier(attr):
+    """An integer multiplier attribute: an int, or per-channel ints as an int64 array."""
+    if isinstance(attr, tvm.ir.Array):
+        return np.array([int(v) for v in attr], np.int64)
+    return int(attr)
 
 
 def _requantize_unit_ratio(bb, terms, bias, fixed, zeros, zero, qmin, qmax, dtype):

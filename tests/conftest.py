@@ -53,7 +53,7 @@ def zinc(data_root):
 @pytest.fixture(scope="session")
 def trained_zinc(zinc, tmp_path_factory):
     """Checkpoints of graph-level models trained for 2 epochs on ``zinc``, by (arch, scheme,
-    pooling, batch_norm)."""
+    pooling, batch_norm); ``batch_norm="after_relu"`` is GIN's ``norm_after_relu``."""
     from dqc.checkpoint import save_checkpoint
     from dqc.graph_training import train_graph_model
 
@@ -63,11 +63,20 @@ def trained_zinc(zinc, tmp_path_factory):
     def get(arch: str, scheme: str = "dq-int8", pooling: str = "mean", batch_norm=False) -> Path:
         key = (arch, scheme, pooling, batch_norm)
         if key not in cache:
-            model = {"pooling": pooling, "batch_norm": batch_norm}
+            after_relu = batch_norm == "after_relu"
+            model = {"pooling": pooling, "batch_norm": bool(batch_norm)}
             trained = train_graph_model(
-                "zinc", arch, scheme, splits=zinc, epochs=2, progress=False, **model
+                "zinc",
+                arch,
+                scheme,
+                splits=zinc,
+                epochs=2,
+                progress=False,
+                norm_after_relu=after_relu,
+                **model,
             )
-            path = root / f"{arch}-{scheme}-{pooling}{'-bn' * batch_norm}.pt"
+            norm = "-bn-after-relu" if after_relu else "-bn" * bool(batch_norm)
+            path = root / f"{arch}-{scheme}-{pooling}{norm}.pt"
             save_checkpoint(
                 path, trained.model, trained.config, "zinc", trained.training, trained.metrics
             )

@@ -10,6 +10,7 @@ from dqc.fixed_point import (
     MULTIPLIER_BITS,
     TIE_BITS,
     FixedPoint,
+    UnitRatio,
     clamp_free_codes,
     product_shift,
     requantize,
@@ -52,6 +53,18 @@ def test_near_ties_from_inexact_ratios_round_to_even():
     fixed = FixedPoint.from_reals([15 / 14])
     out = requantize([np.array([7, -7, 21])], [0], fixed, 0, -128, 127)
     assert out.tolist() == [8, -8, 22]  # 7.5 -> 8, -7.5 -> -8, 22.5 -> 22
+
+
+def test_per_channel_multipliers_share_one_shift():
+    # channel 0 halves, channel 1 quarters, channel 2 triples; one scalar term beside them
+    fixed = FixedPoint.from_reals([np.array([0.5, 0.25, 3.0]), 1.0])
+    assert fixed.per_channel and fixed.shift == FixedPoint.from_reals([3.0]).shift
+    t = np.array([[5, 6, 7], [-3, -2, 1]])
+    ones = np.ones_like(t)
+    out = requantize([t, ones], [0, 0], fixed, zero_point=0, qmin=-128, qmax=127)
+    # 2.5+1 -> 4 (tie to even), 1.5+1 -> 2 (tie), 21+1; -1.5+1 -> 0 (tie), -0.5+1 -> 0, 3+1
+    assert out.tolist() == [[4, 2, 22], [0, 0, 4]]
+    assert UnitRatio.of(fixed, [0, 0], 0, None) is None
 
 
 def test_terms_zero_points_and_bias():

@@ -30,13 +30,16 @@ def test_node_model_twin(arch, prepared):
 
 
 @pytest.mark.parametrize(
-    ("arch", "pooling", "batch_norm"),
-    [(arch, "mean", False) for arch in ARCHS] + [("gin", "add", False), ("gin", "mean", True)],
+    ("arch", "pooling", "batch_norm", "norm_after_relu"),
+    [(arch, "mean", False, False) for arch in ARCHS]
+    + [("gin", "add", False, False), ("gin", "mean", True, False), ("gin", "mean", True, True)],
 )
-def test_graph_model_twin(arch, pooling, batch_norm):
+def test_graph_model_twin(arch, pooling, batch_norm, norm_after_relu):
     batch = Batch.from_data_list(_graphs(4))
     torch.manual_seed(0)
-    config = ModelConfig(arch, "fp32", 8, 16, 1, 0.0, 2, 3, "graph", pooling, batch_norm)
+    config = ModelConfig(
+        arch, "fp32", 8, 16, 1, 0.0, 2, 3, "graph", pooling, batch_norm, norm_after_relu
+    )
     model = build_model(config)
     with torch.no_grad():  # training-mode passes move BatchNorm's running statistics
         for _ in range(3):

@@ -154,6 +154,10 @@ class FrozenGINConv(_Frozen):
             for i, module in enumerate(conv.mlp)
             if not isinstance(module, nn.ReLU)
         )
+        self.norm_after_relu = conv.norm is not None  # a per-channel scale and shift
+        if self.norm_after_relu:
+            self.keep(conv, "norm_scale", "norm_scale")
+            self.keep(conv, "norm_shift", "norm_shift")
 
     def forward(self, x, src, dst, indptr):
         x = self.fq(x, "input")
@@ -163,15 +167,20 @@ class FrozenGINConv(_Frozen):
         out = (1 + self.eps) * h + aggregated + self.lin_bias
         for linear in self.mlp:
             out = linear(F.relu(out))
+        if self.norm_after_relu:
+            out = F.relu(out) * self.norm_scale + self.norm_shift
         return self.fq(out, "update")
 
 
 class FrozenModel(nn.Module):
-    """``forward(x, src, dst, indptr)``: the layers of a trained node classifier, ReLU between."""
+    """``forward(x, src, dst, indptr)``: the layers of a trained node classifier, ReLU between
+    (unless the layers end in their own normalization, ``relu_between_layers``)."""
 
     def __init__(self, model: nn.Module, arch: str, quantized: bool = True, prefix: str = ""):
         super().__init__()
         self.arch = arch
+        body = model.get_submodule(prefix.rstrip("."))
+        self.relu_between_layers = body.relu_between_layers
         conv = {"gcn": FrozenGCNConv, "gat": FrozenGATConv, "gin": FrozenGINConv}[arch]
         convs = model.get_submodule(f"{prefix}convs")
         self.convs = nn.ModuleList(
@@ -191,7 +200,7 @@ class FrozenModel(nn.Module):
     def forward(self, x, src, dst, indptr):
         graph = (src, dst, _gcn_norm(x.size(0), src, dst) if self.arch == "gcn" else indptr)
         for i, conv in enumerate(self.convs):
-            if i > 0:
+            if i > 0 and self.relu_between_layers:
                 x = F.relu(x)
             x = conv(x, *graph)
         return x
@@ -211,8 +220,8 @@ class FrozenGraphModel(FrozenModel):
         ]
 
     def forward(self, x, src, dst, indptr, graph_ptr):
-        nodes = F.relu(super().forward(x, src, dst, indptr))
-        h = self.pool(nodes, graph_ptr)
+        nodes = super().forward(x, src, dst, indptr)
+        h = self.pool(F.relu(nodes) if self.relu_between_layers else nodes, graph_ptr)
         for i, linear in enumerate(self.readout):
             h = linear(F.relu(h) if i > 0 else h)
         return h

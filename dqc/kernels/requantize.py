@@ -54,11 +54,15 @@ def requantize_value(
     dtype: str,
     bias: tirx.PrimExpr | None = None,
     bind=None,
+    multipliers: list[tirx.PrimExpr] | None = None,
 ) -> tirx.PrimExpr:
-    """The code, as a ``dtype`` scalar expression, of one element (``bind``: see ``_round``)."""
+    """The code, as a ``dtype`` scalar expression, of one element (``bind``: see ``_round``;
+    ``multipliers``: the element's int64 multipliers where they are per channel)."""
+    if multipliers is None:
+        multipliers = [_i64(m) for m in fixed.multipliers]
     acc = _i64(0)
-    for term, z, m in zip(terms, zero_points, fixed.multipliers, strict=True):
-        acc = acc + (tirx.Cast("int64", term) - _i64(z)) * _i64(m)
+    for term, z, m in zip(terms, zero_points, multipliers, strict=True):
+        acc = acc + (tirx.Cast("int64", term) - _i64(z)) * m
     if bias is not None:
         acc = acc + bias
     code = _round(acc, fixed.shift, zero_point, "int64", bind) + _i64(zero_point)
@@ -74,13 +78,18 @@ def requantize(
     qmax: int,
     dtype: str,
     bias: te.Tensor | None = None,
+    multipliers: te.Tensor | None = None,
 ):
-    """Elementwise requantize of same-shape ``terms``; ``bias`` indexed by the last axis."""
+    """Elementwise requantize of same-shape ``terms``; ``bias`` indexed by the last axis, as
+    is ``multipliers`` (int64 ``[terms, C]``), the table of per-channel multipliers."""
 
     def code(*i):
         values = [t(*i) for t in terms]
         b = None if bias is None else bias(i[-1])
-        return requantize_value(values, zero_points, fixed, zero_point, qmin, qmax, dtype, b)
+        m = None if multipliers is None else [multipliers[k, i[-1]] for k in range(len(terms))]
+        return requantize_value(
+            values, zero_points, fixed, zero_point, qmin, qmax, dtype, b, multipliers=m
+        )
 
     return te.compute(terms[0].shape, code, name="requantize")
 

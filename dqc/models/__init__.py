@@ -36,6 +36,7 @@ class ModelConfig:
     task: str = "node"
     pooling: str = "mean"  # graph-level models: "mean" or "add"
     batch_norm: bool = False  # GIN: BatchNorm after each MLP, folded into its last linear
+    norm_after_relu: bool = False  # GIN, graph-level: that BatchNorm after the MLP's ReLU
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +67,11 @@ def build_model(config: ModelConfig) -> nn.Module:
         raise ValueError(f"num_layers must be at least 1, got {config.num_layers}")
     if config.batch_norm and config.arch != "gin":
         raise ValueError(f"batch_norm is a GIN option, not one of {config.arch}")
+    if config.norm_after_relu and not (config.batch_norm and config.task == "graph"):
+        raise ValueError(
+            "norm_after_relu places the BatchNorm of a graph-level GIN: it needs "
+            "batch_norm and task 'graph'"
+        )
     graph_level = config.task == "graph"
     hidden = [config.hidden_channels] * (config.num_layers - (0 if graph_level else 1))
     channels = [config.in_channels, *hidden] + ([] if graph_level else [config.out_channels])
@@ -76,7 +82,7 @@ def build_model(config: ModelConfig) -> nn.Module:
     elif config.arch == "gat":
         body = GAT(channels, scheme, config.heads, dropout, not graph_level)
     elif config.arch == "gin":
-        body = GIN(channels, scheme, dropout=dropout, batch_norm=config.batch_norm)
+        body = GIN(channels, scheme, dropout, config.batch_norm, config.norm_after_relu)
     else:
         raise ValueError(f"unknown architecture {config.arch!r}; choose from {', '.join(ARCHS)}")
     if not graph_level:

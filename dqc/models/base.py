@@ -27,9 +27,12 @@ def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
     return out
 
 
-def input_kind(layer: int) -> str:
-    """What layer ``layer``'s input quantizer sees: dataset features first, then ReLU outputs."""
-    return "data" if layer == 0 else "relu"
+def input_kind(layer: int, relu_between_layers: bool = True) -> str:
+    """What layer ``layer``'s input quantizer sees: dataset features first, then ReLU outputs
+    (or the previous layer's signed outputs in a stack without ReLUs between layers)."""
+    if layer == 0:
+        return "data"
+    return "relu" if relu_between_layers else "signed"
 
 
 class QuantMessagePassing(MessagePassing):
@@ -47,7 +50,8 @@ class QuantMessagePassing(MessagePassing):
 
 
 class NodeClassifier(nn.Module):
-    """A stack of graph convolutions with ReLU between them.
+    """A stack of graph convolutions with ReLU between them (unless ``relu_between_layers``
+    is False: GIN with its BatchNorm after the ReLU inside each layer).
 
     Subclasses fill ``self.convs`` and turn the raw ``edge_index`` into the extra arguments
     their convolutions take (``graph_inputs``), e.g. self-loops and GCN normalization.
@@ -56,6 +60,7 @@ class NodeClassifier(nn.Module):
     def __init__(self):
         super().__init__()
         self.convs = nn.ModuleList()
+        self.relu_between_layers = True
 
     def graph_inputs(self, edge_index, num_nodes) -> tuple:
         raise NotImplementedError
@@ -63,7 +68,7 @@ class NodeClassifier(nn.Module):
     def forward(self, x, edge_index, protect=None):
         graph = self.graph_inputs(edge_index, x.size(0))
         for i, conv in enumerate(self.convs):
-            if i > 0:
+            if i > 0 and self.relu_between_layers:
                 x = F.relu(x)
             x = conv(x, *graph, protect=protect)
         return x

@@ -10,8 +10,11 @@ Per layer: input -> weight -> feature (X·W) -> message (feature_j) -> aggregate
 -> ``(1 + eps) feature + aggregate + bias`` in float -> [ReLU -> ``QuantLinear``]* (not
 mask-aware) -> update. Self-loops are removed first. ``batch_norm=True`` puts a BatchNorm
 after the MLP's last linear, folded into it (``QuantLinear``), as Benchmarking-GNNs' and the
-authors' GINs normalize every layer (the authors after the last ReLU; here before it, where
-it folds into integer weights).
+authors' GINs normalize every layer. ``norm_after_relu=True`` puts it where the authors do
+instead: after the MLP's last ReLU, as a per-channel float scale and shift before the update
+quantizer (the integer program's per-channel requantize), the layers then joined without a
+ReLU. Folded, it scales the last linear's rows, and their per-tensor weight grid follows the
+largest row: at INT4 most rows use a few of the 15 levels.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ class GINConv(QuantMessagePassing):
         dropout=0.0,
         input_kind="relu",
         batch_norm: bool = False,
+        norm_after_relu: bool = False,
     ):
         super().__init__()
         self.dropout = dropout
@@ -46,8 +50,10 @@ class GINConv(QuantMessagePassing):
         widths = list(itertools.pairwise(channels[1:]))
         for i, (c_in, c_out) in enumerate(widths):
             last = i == len(widths) - 1
-            layers += [nn.ReLU(), QuantLinear(c_in, c_out, scheme, batch_norm=batch_norm and last)]
+            fold = batch_norm and last and not norm_after_relu
+            layers += [nn.ReLU(), QuantLinear(c_in, c_out, scheme, batch_norm=fold)]
         self.mlp = nn.Sequential(*layers)
+        self.norm = nn.BatchNorm1d(channels[-1]) if batch_norm and norm_after_relu else None
         roles = ("input", "weight", "feature", "message", "aggregate", "update")
         self.quant = QuantPoints(scheme, roles, input_kind)
 
@@ -56,7 +62,21 @@ class GINConv(QuantMessagePassing):
         h = self.quant.feature(F.linear(x, self.quant.weight(self.lin.weight)), protect)
         aggregated = self.propagate(edge_index, x=h, protect=protect)
         combined = (1 + self.eps) * h + aggregated + self.lin.bias
-        return self.quant.update(self.mlp(combined), protect)
+        out = self.mlp(combined)
+        if self.norm is not None:
+            out = self.norm(F.relu(out))
+        return self.quant.update(out, protect)
+
+    @property
+    def norm_scale(self) -> torch.Tensor:
+        """The deployed BatchNorm as ``x * norm_scale + norm_shift`` (running statistics), the
+        per-channel constants the integer program requantizes with (in float, within rounding
+        of what ``BatchNorm1d`` computes in eval mode)."""
+        return self.norm.weight / torch.sqrt(self.norm.running_var + self.norm.eps)
+
+    @property
+    def norm_shift(self) -> torch.Tensor:
+        return self.norm.bias - self.norm.running_mean * self.norm_scale
 
     def message(self, x_j, protect_j):
         return self.quant.message(x_j, protect_j)
@@ -66,10 +86,20 @@ class GIN(NodeClassifier):
     """GIN layers with two-layer MLPs: layer ``i`` maps ``channels[i]`` to ``channels[i + 1]``
     through a hidden width of ``channels[1]``."""
 
-    def __init__(self, channels: list[int], scheme, dropout=0.5, batch_norm: bool = False):
+    def __init__(
+        self,
+        channels: list[int],
+        scheme,
+        dropout=0.5,
+        batch_norm: bool = False,
+        norm_after_relu: bool = False,
+    ):
         super().__init__()
+        self.relu_between_layers = not norm_after_relu  # the normalized outputs are signed
         for i, (c_in, c_out) in enumerate(itertools.pairwise(channels)):
-            conv = GINConv([c_in, channels[1], c_out], scheme, dropout, input_kind(i), batch_norm)
+            kind = input_kind(i, self.relu_between_layers)
+            widths = [c_in, channels[1], c_out]
+            conv = GINConv(widths, scheme, dropout, kind, batch_norm, norm_after_relu)
             self.convs.append(conv)
 
     def graph_inputs(self, edge_index, num_nodes):

@@ -48,6 +48,7 @@ def test_mean_fixed_is_the_rounded_mean():
         ("gat", "dq-int8", "mean", False),
         ("gin", "dq-int8", "add", False),
         ("gin", "dq-int8", "mean", True),
+        ("gin", "dq-int4", "mean", "after_relu"),
     ],
 )
 def test_batches_match_reference_and_fake_quant(
@@ -97,7 +98,9 @@ def test_bad_batch_vectors_are_named(compiled_zinc, zinc):
             model.predict(x, edge_index, batch)
 
 
-@pytest.mark.parametrize(("pooling", "batch_norm"), [("mean", False), ("add", True)])
+@pytest.mark.parametrize(
+    ("pooling", "batch_norm"), [("mean", False), ("add", True), ("mean", "after_relu")]
+)
 def test_fp32_build_matches_the_float_model(compiled_zinc, trained_zinc, zinc, pooling, batch_norm):
     key = ("gin", "fp32", pooling, batch_norm)
     model = load(compiled_zinc(*key))
