@@ -248,8 +248,8 @@ def render_trials(done: dict) -> list[str]:
         "and fold. A candidate is adopted only if its validation metric is better. The training",
         "length (`epochs`) is part of a dataset's protocol: it changes for every cell of the",
         "dataset at once or not at all, so its trials are evidence, not candidates for one",
-        "cell; likewise an architecture change (`batch_norm`) is adopted for every scheme of",
-        "the (dataset, arch) row.",
+        "cell; likewise an architecture change (`batch_norm`, `norm_after_relu`) is adopted",
+        "for every scheme of the (dataset, arch) row.",
         "",
         "| dataset | arch | scheme | fold | settings | val | test | packaged val | packaged test |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -263,6 +263,13 @@ def render_trials(done: dict) -> list[str]:
         text = " | ".join("–" if v is None else f"{v:.{digits}f}" for v in values)
         lines.append(f"| {' | '.join(map(str, job))} | {change} | {text} |")
     return lines
+
+
+def batch_norm_text(s: dict) -> str:
+    """Where a run's GIN normalizes: nowhere, folded into the MLP, or after its ReLU."""
+    if not s.get("batch_norm"):
+        return "no"
+    return "after ReLU" if s.get("norm_after_relu") else "folded"
 
 
 def render(rows: list[dict], done: dict) -> str:
@@ -313,7 +320,7 @@ def render(rows: list[dict], done: dict) -> str:
             dq = scheme.startswith("dq")
             lines.append(
                 f"| {dataset} | {arch} | {scheme} | {s['num_layers']} | {s['hidden_channels']} | "
-                f"{s.get('heads', 1)} | {'yes' if s.get('batch_norm') else 'no'} | {s['lr']} | {s['weight_decay']} | {s['epochs']} | "
+                f"{s.get('heads', 1)} | {batch_norm_text(s)} | {s['lr']} | {s['weight_decay']} | {s['epochs']} | "
                 f"{s['batch_size']} | {schedule} | {s['p_min'] if dq else '–'} | "
                 f"{s['p_max'] if dq else '–'} | {s.get('weight_range', 'scheme')} |"
             )

@@ -70,15 +70,18 @@ def _train(args: argparse.Namespace) -> None:
         "dropout": args.dropout,
     }
     graph_level = args.dataset in GRAPH_DATASETS
-    if (args.pooling or args.batch_norm is not None) and not graph_level:
+    graph_options = (args.pooling, args.batch_norm, args.norm_after_relu)
+    if any(option is not None for option in graph_options) and not graph_level:
         raise ValueError(
-            f"--pooling and --batch-norm are for graph-level datasets, not {args.dataset}"
+            "--pooling, --batch-norm and --norm-after-relu are for graph-level datasets, "
+            f"not {args.dataset}"
         )
     if graph_level:
         from pathlib import Path
 
         settings["pooling"] = args.pooling
         settings["batch_norm"] = args.batch_norm
+        settings["norm_after_relu"] = args.norm_after_relu
         from dqc.graph_training import train_graph_model
 
         resume = Path(f"{args.output}.resume")
@@ -310,6 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-norm",
         action=argparse.BooleanOptionalAction,
         help=f"GIN on graph-level data: BatchNorm folded into each MLP ({FROM_CONFIG})",
+    )
+    train.add_argument(
+        "--norm-after-relu",
+        action=argparse.BooleanOptionalAction,
+        help="GIN with --batch-norm: the BatchNorm after the MLP's last ReLU, kept as a "
+        f"per-channel scale (the authors' layout) instead of folded ({FROM_CONFIG})",
     )
     train.add_argument(
         "--fold", type=int, default=0, help="REDDIT-BINARY cross-validation fold (0-9)"

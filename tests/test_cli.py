@@ -63,6 +63,8 @@ def test_bad_inputs_exit_2_with_a_message(tmp_path):
     assert result.returncode == 2 and "epochs must be at least 1" in result.stderr
     bad_choice = dqc("train", "--scheme", "int3", check=False)
     assert bad_choice.returncode == 2 and "invalid choice" in bad_choice.stderr
+    node_level = dqc("train", "--dataset", "synthetic", "--norm-after-relu", check=False)
+    assert node_level.returncode == 2 and "graph-level datasets, not synthetic" in node_level.stderr
 
 
 @pytest.mark.slow
