@@ -1,14 +1,14 @@
 """Compiled graph-level models against their fake-quant twins and the integer reference.
 
-For every quantized run of ``graph_accuracy.py`` whose trained model is kept (packaged
-settings, ``results/runs/graph/*.pt``), compile it for this machine and evaluate it on its
-test split as ``dqc run --json`` does: the integer program's metric next to the fake-quant
+For every quantized run of ``graph_accuracy.py`` whose trained model is kept
+(``results/runs/graph/*.pt``; packaged settings or a trial's), compile it for this machine
+and evaluate it on its test split as ``dqc run --json`` does: the integer program's metric next to the fake-quant
 PyTorch model's, and whether its outputs equal the NumPy integer reference bit for bit.
 Tolerances (issue 4): 0.5 accuracy points, 0.005 MAE.
 
 Writes ``results/graph_parity.{json,md}``; a model whose file has not changed since its last
-check is not compiled again, and the rows of packaged runs whose model is no longer on disk
-(models are not committed) stay as they were.
+check is not compiled again, and the rows of runs whose model is no longer on disk (models
+are not committed) stay as they were.
 
     python benchmarks/graph_parity.py --data-root ../shared/data
 """
@@ -20,7 +20,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from graph_accuracy import RESULTS, checkpoint_path, load_runs, run_key
+from graph_accuracy import RESULTS, checkpoint_path, differences, load_runs
 from tqdm.auto import tqdm
 
 from dqc.compiler import compile_checkpoint, file_sha256
@@ -30,21 +30,21 @@ TOLERANCE = {"accuracy": 0.5, "mae": 0.005}
 OUTPUT = RESULTS / "graph_parity.json"
 
 
-def kept_models() -> list[tuple[dict, Path]]:
-    """(run row, model file) of the packaged quantized runs whose model is on disk (an adopted
+def kept_models(runs: dict[str, dict]) -> list[tuple[dict, Path]]:
+    """(run row, model file) of the quantized runs whose model is on disk (an adopted
     candidate's model keeps the file name it was trained under)."""
     out = []
-    for key, row in load_runs().items():
+    for row in runs.values():
         job = (row["dataset"], row["arch"], row["scheme"], row["fold"])
         path = checkpoint_path(*job, row.get("changes") or {})
-        if row["scheme"] != "fp32" and key == run_key(*job) and path.exists():
+        if row["scheme"] != "fp32" and path.exists():
             out.append((row, path))
     return out
 
 
-def packaged_key(row: dict) -> str:
-    """The run key the packaged settings give ``row``'s job today."""
-    return run_key(row["dataset"], row["arch"], row["scheme"], row["fold"])
+def settings_text(run: dict) -> str:
+    """A run's settings against today's packaged ones: ``packaged`` or what differs."""
+    return ", ".join(f"{k}={v}" for k, v in differences(run).items()) or "packaged"
 
 
 def check(row: dict, path: Path, data_root: str | None) -> dict:
@@ -63,23 +63,25 @@ def check(row: dict, path: Path, data_root: str | None) -> dict:
     }
 
 
-def render(rows: list[dict]) -> str:
+def render(rows: list[dict], runs: dict[str, dict]) -> str:
     lines = [
         "# Compiled graph-level models: parity with fake-quant and the integer reference",
         "",
-        "Each trained model of `graph_accuracy.py` (packaged settings) compiled for this machine",
-        "and run on its test split in one batch, as `dqc run --json` does. Tolerance: 0.5",
-        "accuracy points or 0.005 MAE between the integer program and the fake-quant model.",
+        "Each trained model of `graph_accuracy.py` compiled for this machine and run on its",
+        "test split in one batch, as `dqc run --json` does; *settings* says whether the run",
+        "has the packaged settings or a trial's. Tolerance: 0.5 accuracy points or 0.005 MAE",
+        "between the integer program and the fake-quant model.",
         "Regenerate: `python benchmarks/graph_parity.py --data-root DIR`.",
         "",
-        "| dataset | arch | scheme | fold | graphs | metric | compiled | fake-quant | gap | "
-        "agreement % | bit-exact | within tolerance |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | arch | scheme | fold | settings | graphs | metric | compiled | fake-quant | "
+        "gap | agreement % | bit-exact | within tolerance |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         agreement = "–" if r["agreement"] is None else f"{r['agreement']:.1f}"
         lines.append(
-            f"| {r['dataset']} | {r['arch']} | {r['scheme']} | {r['fold']} | {r['graphs']} | "
+            f"| {r['dataset']} | {r['arch']} | {r['scheme']} | {r['fold']} | "
+            f"{settings_text(runs[r['key']])} | {r['graphs']} | "
             f"{r['metric']} | {r['value']:g} | {r['fakequant_value']:g} | {r['gap']:g} | "
             f"{agreement} | {r['bitexact_with_reference']} | {r['within_tolerance']} |"
         )
@@ -95,15 +97,16 @@ def main() -> None:
 
     previous = json.loads(OUTPUT.read_text()) if OUTPUT.exists() else []
     done = {r["sha256"]: r for r in previous}
+    runs = load_runs()
     rows = []
-    for row, path in tqdm(kept_models(), desc="models", unit="model"):
+    for row, path in tqdm(kept_models(runs), desc="models", unit="model"):
         sha = file_sha256(path)
         rows.append(done[sha] if sha in done else check(row, path, args.data_root))
     checked = {r["key"] for r in rows}
-    rows += [r for r in previous if r["key"] not in checked and r["key"] == packaged_key(r)]
-    rows.sort(key=lambda r: (r["dataset"], r["arch"], r["scheme"], r["fold"]))
+    rows += [r for r in previous if r["key"] not in checked and r["key"] in runs]
+    rows.sort(key=lambda r: (r["dataset"], r["arch"], r["scheme"], r["fold"], r["key"]))
     OUTPUT.write_text(json.dumps(rows, indent=1) + "\n")
-    (RESULTS / "graph_parity.md").write_text(render(rows))
+    (RESULTS / "graph_parity.md").write_text(render(rows, runs))
     print(f"wrote {RESULTS / 'graph_parity.md'}")
 
 
