@@ -102,3 +102,26 @@ def test_folded_batch_norm_trains_and_deploys_like_batch_norm():
     folded.eval(), plain.eval()
     x = torch.randn(8, 6)
     torch.testing.assert_close(folded(x), plain(x), rtol=1e-5, atol=1e-5)
+
+
+def test_norm_after_relu_is_the_authors_gin_layout():
+    """BatchNorm after the MLP's ReLU, kept (not folded); no ReLU between layers, so every
+    later input quantizer (and the readout's) is signed; deployed as a scale and shift."""
+    with pytest.raises(ValueError, match="needs batch_norm and task 'graph'"):
+        build_model(ModelConfig("gin", "dq-int8", 4, 8, 2, 0.0, num_layers=2, norm_after_relu=True))
+    config = ModelConfig("gin", "dq-int4", 4, 8, 2, 0.0, 1, 3, "graph", "mean", True, True)
+    model = build_model(config)
+    convs = model.body.convs
+    assert all(conv.norm is not None and conv.mlp[1].bn is None for conv in convs)
+    assert [conv.quant.input.signed for conv in convs[1:]] == [True, True]
+    assert model.readout[0].quant.input.signed and not model.readout[1].quant.input.signed
+    conv = convs[0]
+    with torch.no_grad():
+        conv.norm.running_mean.uniform_(-1.0, 1.0)
+        conv.norm.running_var.uniform_(0.5, 2.0)
+        conv.norm.weight.uniform_(0.5, 2.0)
+    conv.eval()
+    x = torch.randn(16, 8)
+    torch.testing.assert_close(
+        conv.norm(torch.relu(x)), torch.relu(x) * conv.norm_scale + conv.norm_shift
+    )
