@@ -51,18 +51,38 @@ class Quantizer(nn.Module):
             raise RuntimeError("quantizer has no range yet: run at least one training step")
         return QParams.from_range(float(self.min_val), float(self.max_val), self.bits, self.signed)
 
-    def observe(self, x: torch.Tensor) -> None:
-        """Fold batch ``x`` into the tracked range (skipped for an empty selection)."""
-        if x.numel() == 0:
+    def observe(self, x: torch.Tensor, counts: torch.Tensor | None = None) -> None:
+        """Fold batch ``x`` (with ``counts``: each row of it that many times) into the tracked
+        range; skipped for an empty selection."""
+        if x.numel() == 0 or (counts is not None and not bool(counts.any())):
             return
         current = (self.min_val, self.max_val) if self.calibrated else None
-        lo, hi = update_range(self.tracker, current, x, self.percentile)
+        lo, hi = update_range(self.tracker, current, x, self.percentile, counts)
         self.min_val.copy_(lo)
         self.max_val.copy_(hi)
 
     def forward(self, x: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
         if self.training:
             self.observe(x if protect is None else x[~protect])
+        return self._quantize(x, protect)
+
+    def gathered(
+        self, x: torch.Tensor, index: torch.Tensor, protect: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``self(x[index], protect[index])``, value for value and gradient for gradient: the
+        quantized rows of ``x`` picked by ``index`` (messages gathered from their source
+        nodes). Each row is quantized once rather than once per pick, the range tracker
+        weighing it by how often it is picked: messages outnumber nodes, so this spares most
+        of the quantizer's passes over them."""
+        if self.training:
+            counts = torch.bincount(index, minlength=x.size(0))
+            self.observe(x, counts if protect is None else counts.masked_fill(protect, 0))
+        return self._quantize(x, protect).index_select(0, index)
+
+    def _quantize(self, x: torch.Tensor, protect: torch.Tensor | None) -> torch.Tensor:
+        """Fake quantization with the current range; in training, ``x`` as is until the first
+        unprotected row has given a range."""
+        if self.training:
             if not self.calibrated:  # every row protected so far: nothing to quantize with
                 return x
         else:
@@ -102,3 +122,8 @@ class Float(nn.Module):
 
     def forward(self, x: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
         return x
+
+    def gathered(
+        self, x: torch.Tensor, index: torch.Tensor, protect: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return x.index_select(0, index)

@@ -37,14 +37,23 @@ def _kth(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def update_range(
-    tracker: str, current: Range | None, x: torch.Tensor, percentile: float | None = None
+    tracker: str,
+    current: Range | None,
+    x: torch.Tensor,
+    percentile: float | None = None,
+    counts: torch.Tensor | None = None,
 ) -> Range:
-    """The range after seeing batch ``x`` (any shape, at least one element, detached)."""
+    """The range after seeing batch ``x`` (any shape, at least one element, detached), or,
+    given ``counts`` (int64, one per row of ``x``, at least one positive), each row of ``x``
+    that many times."""
     if tracker not in TRACKERS:
         raise ValueError(f"unknown range tracker {tracker!r}; expected one of {TRACKERS}")
-    x = x.detach().reshape(-1)
+    x = x.detach()
+    if counts is not None:
+        present = counts > 0
+        x, counts = x[present].reshape(int(present.sum()), -1), counts[present]
     if tracker == "percentile":
-        return _update_percentile(current, x, percentile)
+        return _update_percentile(current, x, percentile, counts)
     lo, hi = torch.aminmax(x)
     if current is None:
         return lo, hi
@@ -56,23 +65,34 @@ def update_range(
     )
 
 
-def _update_percentile(current: Range | None, x: torch.Tensor, p: float | None) -> Range:
+def _update_percentile(
+    current: Range | None, x: torch.Tensor, p: float | None, counts: torch.Tensor | None
+) -> Range:
+    """``counts``: None, or the positive multiplicities of the rows of the 2-D ``x``."""
     if p is None or not 0.0 < p < 0.5:
         raise ValueError(f"percentile tracking needs 0 < p < 0.5, got {p!r}")
-    n = x.numel()
+    n = x.numel() if counts is None else int(counts.sum()) * x.size(1)
     k_lo, k_hi = percentile_ranks(n, p)
     if current is None:
+        x = x.reshape(-1) if counts is None else x.repeat_interleave(counts, 0).reshape(-1)
         return _kth(x, k_lo), _kth(x, k_hi)
     lo, hi = current
     x_min, x_max = torch.aminmax(x)  # one cheap pass: often nothing lies outside an end
     if x_min < lo:
         # The k smallest values all lie below lo when the k-th does: it is the k-th of those.
-        below = x[x < lo]
+        below = _select(x, counts, x < lo)
         if below.numel() >= k_lo:
             lo = _kth(below, k_lo)
     if x_max > hi:
         from_top = n - k_hi + 1  # the upper statistic is the from_top-th largest value
-        above = x[x > hi]
+        above = _select(x, counts, x > hi)
         if above.numel() >= from_top:
             hi = _kth(above, above.numel() - from_top + 1)
     return lo, hi
+
+
+def _select(x: torch.Tensor, counts: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
+    """The values of ``x`` under ``mask``, each repeated as many times as its row."""
+    if counts is None:
+        return x[mask]
+    return x[mask].repeat_interleave(counts.repeat_interleave(mask.sum(1)))

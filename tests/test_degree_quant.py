@@ -70,3 +70,28 @@ def test_eval_uses_frozen_range_and_ignores_mask():
 def test_eval_without_range_is_an_error():
     with pytest.raises(RuntimeError, match="no range"):
         _quantizer().eval()(torch.ones(2))
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_gathered_rows_equal_quantizing_the_gathered_tensor(bits):
+    """``gathered`` (each node row quantized once) gives the messages, gradients and ranges of
+    quantizing every gathered row, in training and in eval."""
+    gen = torch.Generator().manual_seed(0)
+    per_edge = Quantizer(bits, percentile=0.01 if bits == 4 else 0.001)
+    per_node = Quantizer(bits, percentile=0.01 if bits == 4 else 0.001)
+    for step in range(30):
+        nodes = int(torch.randint(2, 60, (1,), generator=gen))
+        x = (torch.randn(nodes, 5, generator=gen) * (1 + step)).requires_grad_()
+        index = torch.randint(0, nodes, (3 * nodes,), generator=gen)
+        protect = torch.rand(nodes, generator=gen) < (1.0 if step == 0 else 0.3)
+        grad = torch.randn(index.numel(), 5, generator=gen)
+        expected = per_edge(x[index], protect[index])
+        (expected_grad,) = torch.autograd.grad(expected, x, grad)
+        got = per_node.gathered(x, index, protect)
+        (got_grad,) = torch.autograd.grad(got, x, grad)
+        assert torch.equal(got, expected) and torch.equal(got_grad, expected_grad)
+        for name in ("min_val", "max_val"):  # NaN while every row is protected (step 0)
+            exact = {"rtol": 0, "atol": 0, "equal_nan": True}
+            torch.testing.assert_close(getattr(per_node, name), getattr(per_edge, name), **exact)
+    x, index = torch.randn(7, 5) * 40, torch.tensor([6, 0, 0, 3])
+    assert torch.equal(per_node.eval().gathered(x, index), per_edge.eval()(x[index]))

@@ -65,3 +65,21 @@ def test_bad_tracker_arguments():
         update_range("percentile", None, torch.ones(3), None)
     with pytest.raises(ValueError, match="unknown range tracker"):
         update_range("mean", None, torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    "tracker, p", [("percentile", 0.001), ("percentile", 0.01), ("minmax", None), ("ema", None)]
+)
+def test_row_counts_track_the_repeated_rows_bit_for_bit(tracker, p):
+    """Rows with multiplicities (messages gathered from nodes) track the range of the tensor
+    that repeats them, without building it."""
+    gen = torch.Generator().manual_seed(1)
+    weighted = repeated = None
+    for step in range(200):
+        rows = int(torch.randint(1, 300, (1,), generator=gen))
+        x = torch.randn(rows, 8, generator=gen) ** 3 * (1 + step / 50)
+        counts = torch.randint(0, 6, (rows,), generator=gen)
+        counts[0] = 1  # at least one row present
+        weighted = update_range(tracker, weighted, x, p, counts)
+        repeated = update_range(tracker, repeated, x.repeat_interleave(counts, 0), p)
+        assert torch.equal(weighted[0], repeated[0]) and torch.equal(weighted[1], repeated[1])

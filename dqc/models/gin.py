@@ -60,7 +60,9 @@ class GINConv(QuantMessagePassing):
     def forward(self, x, edge_index, protect=None):
         x = dropout(self.quant.input(x, protect), self.dropout, self.training)
         h = self.quant.feature(F.linear(x, self.quant.weight(self.lin.weight)), protect)
-        aggregated = self.propagate(edge_index, x=h, protect=protect)
+        messages = self.quant.message.gathered(h, edge_index[0], protect)  # h_j, quantized
+        size = (h.size(0), h.size(0))
+        aggregated = self.propagate(edge_index, messages=messages, protect=protect, size=size)
         combined = (1 + self.eps) * h + aggregated + self.lin.bias
         out = self.mlp(combined)
         if self.norm is not None:
@@ -78,8 +80,8 @@ class GINConv(QuantMessagePassing):
     def norm_shift(self) -> torch.Tensor:
         return self.norm.bias - self.norm.running_mean * self.norm_scale
 
-    def message(self, x_j, protect_j):
-        return self.quant.message(x_j, protect_j)
+    def message(self, messages):
+        return messages
 
 
 class GIN(NodeClassifier):
