@@ -24,6 +24,7 @@ def test_zinc_batch_with_its_default_model(data_root, capsys):
         "dqc_fp32_ms",
         "dqc_int8_ms",
         "dqc_int4_ms",
+        "input_read_ms",
     ):
         assert result[column] > 0, column
     expected = round(result["pyg_fp32_ms"] / result["dqc_int8_ms"], 2)
