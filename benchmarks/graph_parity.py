@@ -16,13 +16,15 @@ are not committed) stay as they were.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
 
-from graph_accuracy import RESULTS, checkpoint_path, differences, load_runs
+from graph_accuracy import OMITTED, RESULTS, checkpoint_path, differences, load_runs, settings
 from tqdm.auto import tqdm
 
+from dqc.checkpoint import load_checkpoint
 from dqc.compiler import compile_checkpoint, file_sha256
 from dqc.evaluation import evaluate_artifact
 
@@ -37,9 +39,21 @@ def kept_models(runs: dict[str, dict]) -> list[tuple[dict, Path]]:
     for row in runs.values():
         job = (row["dataset"], row["arch"], row["scheme"], row["fold"])
         path = checkpoint_path(*job, row.get("changes") or {})
-        if row["scheme"] != "fp32" and path.exists():
+        if row["scheme"] != "fp32" and path.exists() and trained_as_run(path, row):
             out.append((row, path))
     return out
+
+
+def trained_as_run(path: Path, row: dict) -> bool:
+    """Whether the model in ``path`` was trained with ``row``'s settings. Files are named by
+    how a run's settings differ from the packaged ones, so once a candidate is adopted, the
+    new packaged runs take the file names of the runs made under the old defaults."""
+    ckpt = load_checkpoint(path)
+    recorded = {**ckpt.training, **dataclasses.asdict(ckpt.config)}
+    ran = json.loads(row["key"])[4]
+    names = ran.keys() | settings(row["dataset"], row["arch"], row["scheme"]).keys()
+    ran = {name: ran.get(name, OMITTED.get(name)) for name in names}  # older keys omit some
+    return all(recorded[name] == value for name, value in ran.items() if name in recorded)
 
 
 def settings_text(run: dict) -> str:
