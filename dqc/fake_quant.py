@@ -7,7 +7,7 @@ deployed model (``deployed=True``, what quantizers use in eval mode) rounds as t
 program does (``dqc.qparams.round_to_code``): values within 2^-10 of a half count as that
 half, so float32 noise cannot send a tie to the other code than the compiled model picks.
 Ties are frequent when a quantizer's range derives from another's grid, and at INT4 one code
-is a sixteenth of the range. Training skips the snap, sparing three passes per tensor.
+is a sixteenth of the range. Training skips the snap.
 
 Backward:
 
@@ -16,8 +16,11 @@ Backward:
   zeroed where ``r <= qmin`` or ``r >= qmax`` (inclusive, so values landing exactly on the
   ends of the grid get no gradient either).
 
-Training spends most of its time here, on tensors of millions of values, so the arithmetic
-runs in place on one buffer and the clipping mask is a float tensor built by clamps: boolean
+Training spends much of its time here, on tensors of millions of values, so in training the
+forward is one fused TVM kernel (``dqc.kernels.fake_quantize``: one pass instead of a dozen,
+same arithmetic, same bits). Eval mode stays in torch, so the fake-quant model the compiled
+one is checked against does not share its code with the compiler. There the arithmetic runs
+in place on one buffer and the clipping mask is a float tensor built by clamps: boolean
 tensors and ``torch.where`` cost several times more per value on CPU.
 """
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import torch
 
+from dqc.kernels.fake_quantize import fused_fake_quantize
 from dqc.qparams import QParams, round_to_code
 
 GRADIENTS = ("ste", "gc")
@@ -41,17 +45,14 @@ def _strictly_inside(codes: torch.Tensor, qmin: int, qmax: int) -> torch.Tensor:
 class _FakeQuantize(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, protect, scale, zero_point, qmin, qmax, clip_grad, deployed):
-        codes = torch.div(x, scale).add_(zero_point)
-        codes = round_to_code(codes) if deployed else codes.round_()
-        out = codes.clamp(qmin, qmax).sub_(zero_point).mul_(scale)
-        rows = None if protect is None else protect.nonzero().squeeze(1)
-        if rows is not None:
-            out.index_copy_(0, rows, x.index_select(0, rows))
         ctx.clip_grad = clip_grad and ctx.needs_input_grad[0]
+        if deployed:
+            out, inside = _deployed(x, protect, scale, zero_point, qmin, qmax, ctx.clip_grad)
+        else:
+            out, inside = fused_fake_quantize(
+                x, protect, scale, zero_point, qmin, qmax, ctx.clip_grad
+            )
         if ctx.clip_grad:
-            inside = _strictly_inside(codes, qmin, qmax)
-            if rows is not None:
-                inside.index_fill_(0, rows, 1.0)
             ctx.save_for_backward(inside)
         return out
 
@@ -61,6 +62,21 @@ class _FakeQuantize(torch.autograd.Function):
             (inside,) = ctx.saved_tensors
             grad_out = grad_out * inside
         return grad_out, None, None, None, None, None, None, None
+
+
+def _deployed(x, protect, scale, zero_point, qmin, qmax, with_inside: bool):
+    """Eval mode's ``(out, inside)`` in torch, with the integer program's rounding."""
+    codes = round_to_code(torch.div(x, scale).add_(zero_point))
+    out = codes.clamp(qmin, qmax).sub_(zero_point).mul_(scale)
+    rows = None if protect is None else protect.nonzero().squeeze(1)
+    if rows is not None:
+        out.index_copy_(0, rows, x.index_select(0, rows))
+    if not with_inside:
+        return out, None
+    inside = _strictly_inside(codes, qmin, qmax)
+    if rows is not None:
+        inside.index_fill_(0, rows, 1.0)
+    return out, inside
 
 
 def fake_quantize(

@@ -68,3 +68,34 @@ def test_protect_mask_must_match_the_rows():
 def test_unknown_gradient_is_rejected():
     with pytest.raises(ValueError, match="unknown gradient"):
         fake_quantize(torch.zeros(2), QP, "lsq")
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (7,), (300, 33), (5, 3, 4)])
+@pytest.mark.parametrize("grad", ["ste", "gc"])
+def test_training_kernel_matches_float32_numpy_bit_for_bit(shape, grad):
+    """Training's fused TVM kernel against the formula in NumPy float32, on random values and
+    exact ties (half to even), with protected rows; the clipped gradient included."""
+    rng = np.random.default_rng(0)
+    qp = QParams(scale=0.375, zero_point=5, bits=8, signed=True)
+    values = rng.normal(0.0, 40.0, shape).astype(np.float32)
+    ties = (rng.integers(-140, 140, shape) + 0.5 - qp.zero_point) * qp.scale
+    values = np.where(rng.random(shape) < 0.3, ties, values).astype(np.float32)
+    protect = rng.random(shape[:1]) < 0.2
+    x = torch.tensor(values, requires_grad=True)
+    out = fake_quantize(x, qp, grad, torch.from_numpy(protect))
+    out.backward(torch.full(shape, 2.0))
+
+    s, z = np.float32(qp.scale), np.float32(qp.zero_point)
+    codes = np.round(values / s + z)  # NumPy rounds half to even
+    expected = (np.clip(codes, qp.qmin, qp.qmax) - z) * s
+    inside = (codes > qp.qmin) & (codes < qp.qmax) if grad == "gc" else np.ones(shape, bool)
+    rows = protect.reshape(protect.shape + (1,) * (len(shape) - 1))
+    expected, inside = np.where(rows, values, expected), inside | rows
+    assert np.array_equal(out.detach().numpy(), expected.astype(np.float32))
+    assert np.array_equal(x.grad.numpy(), np.where(inside, 2.0, 0.0).astype(np.float32))
+
+
+def test_training_kernel_rejects_other_dtypes():
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ValueError, match=r"float32 on the CPU, not torch\.float64"):
+        fake_quantize(x, QP)
