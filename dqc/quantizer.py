@@ -63,7 +63,7 @@ class Quantizer(nn.Module):
 
     def forward(self, x: torch.Tensor, protect: torch.Tensor | None = None) -> torch.Tensor:
         if self.training:
-            self.observe(x if protect is None else x[~protect])
+            self.observe(x, None if protect is None else (~protect).long())
         return self._quantize(x, protect)
 
     def gathered(

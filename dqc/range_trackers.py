@@ -12,14 +12,17 @@ The authors' percentile tracker runs ``kthvalue`` over every tensor at every ste
 DQ several times slower than QAT. Because a running extreme only ever widens, the order
 statistic is needed only when it can move the range: the k-th smallest value is below the
 stored minimum exactly when at least k values are below it, and it is then the k-th smallest
-of just those values. So each step costs one comparison pass per end plus a selection over
-the few values outside the stored range: the tracked ranges are bit-identical to the
-authors', at about the cost of QAT's min/max.
+of just those values. So each step costs one counting pass (one fused TVM kernel,
+``dqc.kernels.range_stats``, for both ends) plus, when a count reaches k, a selection over
+the values outside the stored range: the tracked ranges are bit-identical to the authors',
+at about the cost of QAT's min/max.
 """
 
 from __future__ import annotations
 
 import torch
+
+from dqc.kernels.range_stats import count_outside
 
 TRACKERS = ("minmax", "ema", "percentile")
 EMA_MOMENTUM = 0.01
@@ -49,11 +52,10 @@ def update_range(
     if tracker not in TRACKERS:
         raise ValueError(f"unknown range tracker {tracker!r}; expected one of {TRACKERS}")
     x = x.detach()
-    if counts is not None:
-        present = counts > 0
-        x, counts = x[present].reshape(int(present.sum()), -1), counts[present]
     if tracker == "percentile":
         return _update_percentile(current, x, percentile, counts)
+    if counts is not None:
+        x = x[counts > 0]
     lo, hi = torch.aminmax(x)
     if current is None:
         return lo, hi
@@ -68,31 +70,29 @@ def update_range(
 def _update_percentile(
     current: Range | None, x: torch.Tensor, p: float | None, counts: torch.Tensor | None
 ) -> Range:
-    """``counts``: None, or the positive multiplicities of the rows of the 2-D ``x``."""
     if p is None or not 0.0 < p < 0.5:
         raise ValueError(f"percentile tracking needs 0 < p < 0.5, got {p!r}")
-    n = x.numel() if counts is None else int(counts.sum()) * x.size(1)
+    rows = x.reshape(x.shape[0] if x.dim() else 1, -1)
+    n = rows.numel() if counts is None else int(counts.sum()) * rows.size(1)
     k_lo, k_hi = percentile_ranks(n, p)
     if current is None:
-        x = x.reshape(-1) if counts is None else x.repeat_interleave(counts, 0).reshape(-1)
-        return _kth(x, k_lo), _kth(x, k_hi)
+        values = rows if counts is None else rows.repeat_interleave(counts, 0)
+        return _kth(values.reshape(-1), k_lo), _kth(values.reshape(-1), k_hi)
     lo, hi = current
-    x_min, x_max = torch.aminmax(x)  # one cheap pass: often nothing lies outside an end
-    if x_min < lo:
+    weight = torch.ones(rows.size(0), dtype=torch.int64) if counts is None else counts
+    below, above = count_outside(rows, weight, float(lo), float(hi))  # one fused pass
+    if below >= k_lo:
         # The k smallest values all lie below lo when the k-th does: it is the k-th of those.
-        below = _select(x, counts, x < lo)
-        if below.numel() >= k_lo:
-            lo = _kth(below, k_lo)
-    if x_max > hi:
-        from_top = n - k_hi + 1  # the upper statistic is the from_top-th largest value
-        above = _select(x, counts, x > hi)
-        if above.numel() >= from_top:
-            hi = _kth(above, above.numel() - from_top + 1)
+        lo = _kth(_select(rows, counts, rows < lo), k_lo)
+    from_top = n - k_hi + 1  # the upper statistic is the from_top-th largest value
+    if above >= from_top:
+        hi = _kth(_select(rows, counts, rows > hi), above - from_top + 1)
     return lo, hi
 
 
 def _select(x: torch.Tensor, counts: torch.Tensor | None, mask: torch.Tensor) -> torch.Tensor:
-    """The values of ``x`` under ``mask``, each repeated as many times as its row."""
+    """The values of the 2-D ``x`` under ``mask``, each repeated as many times as its row
+    (rows of count 0 drop out)."""
     if counts is None:
         return x[mask]
     return x[mask].repeat_interleave(counts.repeat_interleave(mask.sum(1)))

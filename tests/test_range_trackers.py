@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from dqc.kernels.range_stats import count_outside
 from dqc.range_trackers import EMA_MOMENTUM, percentile_ranks, update_range
 
 
@@ -83,3 +84,20 @@ def test_row_counts_track_the_repeated_rows_bit_for_bit(tracker, p):
         weighted = update_range(tracker, weighted, x, p, counts)
         repeated = update_range(tracker, repeated, x.repeat_interleave(counts, 0), p)
         assert torch.equal(weighted[0], repeated[0]) and torch.equal(weighted[1], repeated[1])
+
+
+@pytest.mark.parametrize("shape", [(1000,), (200, 5, 3)])
+def test_count_outside_weighs_rows_and_counts_strictly(shape):
+    """The tracker's fused counting pass against torch's comparisons: values equal to an end
+    do not count, each row counts its weight times (0 for protected rows)."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(shape, generator=gen).round(decimals=1)  # many values exactly on an end
+    weight = torch.randint(0, 4, shape[:1], generator=gen)
+    lo, hi = -1.0, 0.5
+
+    def weighted_count(mask):
+        return int((mask.reshape(shape[0], -1).sum(1) * weight).sum())
+
+    expected = (weighted_count(x < lo), weighted_count(x > hi))
+    assert count_outside(x, weight, lo, hi) == expected
+    assert expected[0] > 0 and expected[1] > 0 and bool((x == hi).any())

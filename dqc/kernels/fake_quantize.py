@@ -3,30 +3,24 @@
 Quantization-aware training fake-quantizes every activation, message and weight at every
 step, on tensors of millions of values. In torch that is a dozen elementwise passes per
 tensor (divide, shift, round, clamp, shift back, scale, copy the protected rows, build the
-gradient mask); the most time-consuming part of a Degree-Quant step on REDDIT-BINARY. This
-kernel reads ``x`` once and writes the fake-quantized values and, for the clipped gradient,
-the mask of values strictly inside the grid, with the same float32 operations in the same
-order (true division, round half to even, clamp), so the result is bit-identical to the torch
-arithmetic it replaces. Rows flagged in ``protect`` pass through, with a mask of 1.
-
-The kernel runs on the calling thread: training already sizes torch's thread pool, and a
-second pool (TVM's) spinning beside it would only compete for the same cores. Torch and TVM
-share the buffers through DLPack, without copies.
+gradient mask). This kernel reads ``x`` once and writes the fake-quantized values and, for
+the clipped gradient, the mask of values strictly inside the grid, with the same float32
+operations in the same order (true division, round half to even, clamp), so the result is
+bit-identical to the torch arithmetic it replaces. Rows flagged in ``protect`` pass through,
+with a mask of 1.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
-import tvm
 from tvm.script import tirx as T
 
-from dqc._tvm import ALIGNMENT
-from dqc.targets import host_target
+from dqc.kernels.on_torch import as_rows, call
 
 
+@functools.cache
 def fake_quantize_kernel(with_inside: bool):
     """PrimFunc ``(x [n, c], protect [n] uint8, out [n, c][, inside [n, c]], scale,
     zero_point, qmin, qmax)``, all float32; ``inside`` is written when ``with_inside``."""
@@ -61,11 +55,6 @@ def fake_quantize_kernel(with_inside: bool):
     return dqc_fake_quantize
 
 
-@functools.cache
-def _compiled(with_inside: bool):
-    return tvm.compile(fake_quantize_kernel(with_inside), target=tvm.target.Target(host_target()))
-
-
 def fused_fake_quantize(
     x: torch.Tensor,
     protect: torch.Tensor | None,
@@ -78,26 +67,16 @@ def fused_fake_quantize(
     """``(out, inside)`` for float32 CPU ``x`` (any shape; ``protect``: bool, one per row of
     ``x``, or None); ``inside`` (1.0 strictly inside the grid or protected, else 0.0) is None
     unless ``with_inside``."""
-    if x.dtype != torch.float32 or x.device.type != "cpu":
-        raise ValueError(f"fake quantization needs float32 on the CPU, not {x.dtype} on {x.device}")
-    if x.numel() == 0:
+    matrix = as_rows(x)
+    if matrix.numel() == 0:  # TVM takes no strides it did not expect, which empty views have
         return x.detach().clone(), torch.ones_like(x) if with_inside else None
-    rows = x.shape[0] if x.dim() else 1
-    matrix = _aligned(x.detach().contiguous().reshape(rows, math.prod(x.shape[1:])))
-    protect = torch.zeros(rows, dtype=torch.uint8) if protect is None else protect.to(torch.uint8)
+    if protect is None:
+        protect = torch.zeros(matrix.size(0), dtype=torch.uint8)
     out = torch.empty_like(matrix)
     inside = torch.empty_like(matrix) if with_inside else matrix.new_empty(0, matrix.size(1))
-    _compiled(with_inside)["dqc_fake_quantize"](
-        *(tvm.runtime.from_dlpack(t) for t in (matrix, protect, out, inside)),
-        scale,
-        zero_point,
-        float(qmin),
-        float(qmax),
+    call(
+        fake_quantize_kernel(with_inside),
+        *(matrix, protect.to(torch.uint8), out, inside),
+        *(scale, zero_point, float(qmin), float(qmax)),
     )
     return out.view_as(x), inside.view_as(x) if with_inside else None
-
-
-def _aligned(t: torch.Tensor) -> torch.Tensor:
-    """``t``, copied when a view leaves it off the 64-byte boundary TVM's kernels assume
-    (torch allocates on it)."""
-    return t if t.data_ptr() % ALIGNMENT == 0 else t.clone()
