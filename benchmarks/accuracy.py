@@ -19,6 +19,7 @@ import argparse
 import datetime
 import itertools
 import json
+import os
 import platform
 import statistics
 from pathlib import Path
@@ -91,6 +92,7 @@ def epoch_time_ratio(dataset: str, arch: str, bits: int, data, epochs: int, repe
         "runs": repeats,
         "dq_step_ms": round(1e3 * dq, 2),
         "qat_step_ms": round(1e3 * qat, 2),
+        "load_average": round(os.getloadavg()[0], 1),  # absolute times depend on it
     }
 
 
@@ -213,7 +215,10 @@ def render(summary: list[dict], timing: list[dict], seeds: int) -> str:
         "",
         "Median wall time of one training step (forward, backward, Adam) on Cora, one thread,",
         "DQ and QAT runs interleaved in the same process. The authors' code is about 5.7× slower",
-        "for DQ; dqc's percentile tracker gives identical ranges without a full selection per step.",
+        "for DQ; dqc's percentile tracker gives identical ranges with one fused counting pass per",
+        "step instead of a full selection. Step times are absolute, so they grow when the machine",
+        "is busy; the ratio compares runs that shared conditions. 1-minute load average while",
+        f"timed: {', '.join(str(t.get('load_average', '–')) for t in timing)}.",
         "",
         "| arch | scheme | QAT step (ms) | DQ step (ms) | DQ / QAT |",
         "|---|---|---|---|---|",
