@@ -1,4 +1,4 @@
-"""Training's fake quantization as one fused TVM kernel, called on torch tensors in place.
+"""Training's fake quantization as one fused TVM kernel, run on torch tensors' memory.
 
 Quantization-aware training fake-quantizes every activation, message and weight at every
 step, on tensors of millions of values. In torch that is a dozen elementwise passes per
@@ -23,7 +23,8 @@ from dqc.kernels.on_torch import as_rows, call
 @functools.cache
 def fake_quantize_kernel(with_inside: bool):
     """PrimFunc ``(x [n, c], protect [n] uint8, out [n, c][, inside [n, c]], scale,
-    zero_point, qmin, qmax)``, all float32; ``inside`` is written when ``with_inside``."""
+    zero_point, qmin, qmax)``, float32 but for ``protect``; ``inside`` is written when
+    ``with_inside``."""
 
     @T.prim_func
     def dqc_fake_quantize(
