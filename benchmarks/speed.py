@@ -139,7 +139,9 @@ def _gathered_bytes(row: dict) -> dict:
 
 
 def _ms(value) -> str:
-    return "–" if value is None else f"{value:,.1f}"
+    if value is None:
+        return "–"
+    return f"{value:,.1f}" if value >= 0.1 else f"{value:.3f}"  # sub-0.1 ms reads stay visible
 
 
 def _ratio(value) -> str:
