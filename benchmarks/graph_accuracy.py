@@ -265,6 +265,26 @@ def render_trials(done: dict) -> list[str]:
     return lines
 
 
+def render_folds(done: dict) -> list[str]:
+    """REDDIT-BINARY's test accuracy per fold and scheme: what the means above are made of
+    and which folds are still to run (–)."""
+    lines = [
+        "",
+        "REDDIT-BINARY GIN, test accuracy (%) per fold (– not run yet):",
+        "",
+        "| scheme | " + " | ".join(f"fold {f}" for f in range(FOLDS)) + " |",
+        "|---|" + "---|" * FOLDS,
+    ]
+    for scheme in SCHEMES:
+        tests = [
+            done.get(run_key("reddit-binary", "gin", scheme, f), {}).get("test")
+            for f in range(FOLDS)
+        ]
+        cells = " | ".join("–" if t is None else f"{t:.1f}" for t in tests)
+        lines.append(f"| {scheme} | {cells} |")
+    return lines
+
+
 def batch_norm_text(s: dict) -> str:
     """Where a run's GIN normalizes: nowhere, folded into the MLP, or after its ReLU."""
     if not s.get("batch_norm"):
@@ -303,6 +323,7 @@ def render(rows: list[dict], done: dict) -> str:
         paper = " / ".join("?" if v is None else f"{v:g}" for v in PAPER[c])
         values = " | ".join(fmt(dataset, arch, s) for s in SCHEMES)
         lines.append(f"| {dataset} | {arch} | {values} | {paper} |")
+    lines += render_folds(done)
     lines += [
         "",
         "| dataset | arch | scheme | layers | hidden | heads | batch norm | lr | weight decay | epochs | batch | lr schedule | p_min | p_max | weight range |",
