@@ -43,6 +43,7 @@ from dqc.onnx_export import export_onnx
 from dqc.onnx_runtime import OnnxModel
 from dqc.pyg_models import to_pyg
 from dqc.runtime import load, read_manifest
+from dqc.sparse_input import NONZERO_KEY, nonzero_fraction
 from dqc.targets import is_cross, resolve_target, target_arch
 from dqc.workloads import GRAPH_WORKLOADS, REDDIT_SHAPE, WORKLOADS, graph_batch, reddit_shaped
 
@@ -125,6 +126,8 @@ def precision_twin(path: Path, bits: int) -> Path:
         twin = build_model(config)
         twin.load_state_dict(ckpt.model.state_dict())
         training = {"precision_twin_of": str(path)}
+        if NONZERO_KEY in ckpt.training:  # the twin reads the same input
+            training[NONZERO_KEY] = ckpt.training[NONZERO_KEY]
         save_checkpoint(twin_path, twin, config, ckpt.dataset, training, {})
     return twin_path
 
@@ -262,6 +265,7 @@ def run_bench(
         "repeats": repeats,
         "machine": f"{_cpu_name()}, {os.cpu_count()} cores",
         "torch_threads": torch.get_num_threads(),
+        "input_nonzero_fraction": round(nonzero_fraction(torch.from_numpy(x)), 5),
         "dqc_target": spec,
     }
     builds = {"fp32": (model_path, False)}
@@ -275,7 +279,9 @@ def run_bench(
             start = time.perf_counter()
             compile_checkpoint(path, Path(tmp) / name, spec, quantized=quantized)
             result[f"dqc_{name}_compile_s"] = round(time.perf_counter() - start, 2)
-            result[f"dqc_{name}_weight_bytes"] = read_manifest(Path(tmp) / name)["constant_bytes"]
+            manifest = read_manifest(Path(tmp) / name)
+            result[f"dqc_{name}_weight_bytes"] = manifest["constant_bytes"]
+            result[f"dqc_{name}_sparse_input"] = manifest["sparse_input"]
         for name in builds:
             log(f"time dqc {name}")
             timed = _time_dqc(Path(tmp) / name, graph, repeats, remote)

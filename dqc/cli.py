@@ -11,6 +11,7 @@ from dqc.datasets import NODE_DATASETS, DatasetError
 from dqc.graph_datasets import GRAPH_DATASETS
 from dqc.models import ARCHS
 from dqc.schemes import SCHEMES
+from dqc.sparse_input import MAX_NONZERO_FRACTION, MODES
 from dqc.workloads import NODE_WORKLOADS, WORKLOADS
 
 FROM_CONFIG = "default: from dqc/defaults.toml per dataset, arch and scheme"
@@ -205,6 +206,7 @@ def _compile(args: argparse.Namespace) -> None:
         dump_ir=args.dump_ir,
         log=_progress_log(args),
         tuning_db=args.tuning_db,
+        sparse_input=args.sparse_input,
     )
     print(f"compiled {args.model} -> {manifest.parent}")
 
@@ -382,6 +384,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--tuning-db",
         metavar="DIR",
         help="apply the best schedules a `dqc tune` database holds (other kernels: defaults)",
+    )
+    compile_.add_argument(
+        "--sparse-input",
+        choices=MODES,
+        default="auto",
+        help="multiply only the input's nonzero features in the first layer; auto: INT8 "
+        f"models whose training input was at most {MAX_NONZERO_FRACTION:.0%} nonzero, on "
+        "AVX-512 targets",
     )
     compile_.add_argument("--fp32", action="store_true", help="compile as a float program")
     compile_.add_argument("-q", "--quiet", action="store_true", help="no stage progress")

@@ -37,6 +37,7 @@ from dqc.onnx_runtime import read_metadata
 from dqc.passes.apply_tuning_records import ApplyTuningRecords
 from dqc.passes.check_finite_input import ATTR as NON_FINITE_ROWS
 from dqc.pipeline import PHASES, DumpIR, phase_passes
+from dqc.sparse_input import use_sparse_input
 from dqc.targets import cross_linker, resolve_target
 
 MANIFEST = "dqc.json"
@@ -109,17 +110,24 @@ def _input_spec(config) -> dict:
 
 
 def lowered_module(
-    checkpoint: str | os.PathLike, target: str | dict | None = None, quantized: bool = True
+    checkpoint: str | os.PathLike,
+    target: str | dict | None = None,
+    quantized: bool = True,
+    sparse_input: str = "auto",
 ) -> tuple[tvm.IRModule, tvm.target.Target]:
     """``checkpoint`` through dqc's passes up to, not including, scheduling: the kernels the
     tuner searches schedules for, as ``dqc compile`` would see them."""
     spec, _ = resolve_target(target)
     tvm_target = tvm.target.Target(spec)
     with tempfile.TemporaryDirectory() as tmp:
-        mod, ckpt, _ = _import(Path(checkpoint), Path(tmp), GraphBounds(), quantized, _quiet)
+        mod, ckpt, quantized = _import(
+            Path(checkpoint), Path(tmp), GraphBounds(), quantized, _quiet
+        )
+    scheme = ckpt.config.scheme
+    sparse = quantized and use_sparse_input(sparse_input, scheme, ckpt.training, tvm_target)
     with tvm_target, tvm.transform.PassContext(opt_level=3):
         for phase in PHASES[: PHASES.index("schedule")]:
-            passes = phase_passes(phase, tvm_target, SELF_LOOPS[ckpt.config.arch])
+            passes = phase_passes(phase, tvm_target, SELF_LOOPS[ckpt.config.arch], sparse)
             mod = tvm.transform.Sequential(passes)(mod)
     return mod, tvm_target
 
@@ -133,13 +141,16 @@ def compile_checkpoint(
     dump_ir: str | os.PathLike | None = None,
     log: Callable[[str], None] = _quiet,
     tuning_db: str | os.PathLike | None = None,
+    sparse_input: str = "auto",
 ) -> Path:
     """Compile ``checkpoint`` (a ``model.pt``, or a ``.onnx`` from ``dqc export-onnx``) into
     ``output`` (created); returns the manifest's path.
 
     ``quantized=False`` compiles the same weights as a float program (dqc's FP32 baseline).
     ``tuning_db`` is a ``dqc tune`` database: kernels it holds records for get their best
-    tuned schedule, the others dqc's default ones. ``log`` receives one line per stage.
+    tuned schedule, the others dqc's default ones. ``sparse_input`` (``auto``, ``on``,
+    ``off``) picks the first matmul's kernel (``dqc.sparse_input``). ``log`` receives one
+    line per stage.
     """
     checkpoint, output = Path(checkpoint), Path(output)
     bounds = bounds or GraphBounds()
@@ -155,6 +166,9 @@ def compile_checkpoint(
     output.mkdir(parents=True, exist_ok=True)
     mod, ckpt, quantized = _import(checkpoint, output, bounds, quantized, stage)
     config = ckpt.config
+    sparse = quantized and use_sparse_input(sparse_input, config.scheme, ckpt.training, tvm_target)
+    if sparse:
+        stage("sparse input: the first matmul multiplies only the nonzero features")
     instruments = [DumpIR(dump_ir)] if dump_ir else []
     tuned = None
     with tvm_target, tvm.transform.PassContext(opt_level=3, instruments=instruments):
@@ -166,7 +180,7 @@ def compile_checkpoint(
                 stage(tuned.summary())
             stage(f"passes: {phase}")
             mod = tvm.transform.Sequential(
-                phase_passes(phase, tvm_target, SELF_LOOPS[config.arch])
+                phase_passes(phase, tvm_target, SELF_LOOPS[config.arch], sparse)
             )(mod)
 
         weight_bytes = constant_bytes(mod)
@@ -199,6 +213,7 @@ def compile_checkpoint(
         "scheme": config.scheme if quantized else "fp32",
         "trained_scheme": config.scheme,
         "self_loops": SELF_LOOPS[config.arch],
+        "sparse_input": sparse,
         "task": config.task,
         "inputs": _input_spec(config),
         "outputs": outputs,

@@ -5,7 +5,8 @@ Phases, each a list of passes (run in order, instrumented by ``--dump-ir``):
 * quantize: ``FoldQDQ`` (integer ops), ``FoldScales`` (fixed-point multipliers)
 * lower: ``LowerMessagePassing`` (CSR kernels), ``CheckFiniteInput`` (NaN / Inf rows of ``x``
   flagged by the kernel that quantizes it), ``AddGraphPrep`` (``main(x, edge_index)`` builds
-  its CSR), ``LegalizeOps`` with dqc's kernels, ``FuseInputRecode`` (the first matmul's input
+  its CSR), ``SparseInputMatmul`` (sparse inputs only: the first matmul skips their zeros),
+  ``LegalizeOps`` with dqc's kernels, ``FuseInputRecode`` (the first matmul's input
   recode inside the kernel quantizing ``x``), ``PackInt4Weights`` (4-bit weights two
   per byte), TVM's operator fusion
 
@@ -30,6 +31,7 @@ from dqc.passes.fuse_input_recode import FuseInputRecode
 from dqc.passes.legalize import DQC_LEGALIZE_MAP
 from dqc.passes.lower_message_passing import LowerMessagePassing
 from dqc.passes.pack_int4_weights import PackInt4Weights
+from dqc.passes.sparse_input_matmul import SparseInputMatmul
 from dqc.schedules import default_rules
 
 
@@ -37,12 +39,13 @@ def quantize_passes() -> list:
     return [FoldQDQ(), FoldScales()]
 
 
-def lower_passes(self_loops: str) -> list:
+def lower_passes(self_loops: str, sparse_input: bool = False) -> list:
     return [
         LowerMessagePassing(),
         CheckFiniteInput(),
         AddGraphPrep(self_loops),
         relax.transform.FoldConstant(),  # e.g. transposed weights, for the VNNI matmul
+        *([SparseInputMatmul()] if sparse_input else []),
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
         FuseInputRecode(),
         relax.transform.EliminateCommonSubexpr(),  # e.g. layers quantizing the same norm alike
@@ -67,11 +70,14 @@ def finalize_passes(target: tvm.target.Target) -> list:
 PHASES = ("quantize", "lower", "schedule", "finalize")
 
 
-def phase_passes(phase: str, target: tvm.target.Target, self_loops: str) -> list:
-    """The passes of one phase; ``self_loops`` is the model's ``"add"`` / ``"remove"``."""
+def phase_passes(
+    phase: str, target: tvm.target.Target, self_loops: str, sparse_input: bool = False
+) -> list:
+    """The passes of one phase; ``self_loops`` is the model's ``"add"`` / ``"remove"``,
+    ``sparse_input`` whether its first matmul reads ``x`` sparsely (``dqc.sparse_input``)."""
     return {
         "quantize": quantize_passes,
-        "lower": lambda: lower_passes(self_loops),
+        "lower": lambda: lower_passes(self_loops, sparse_input),
         "schedule": lambda: schedule_passes(target),
         "finalize": lambda: finalize_passes(target),
     }[phase]()

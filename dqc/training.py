@@ -25,6 +25,7 @@ from dqc.hparams import TrainSettings, model_defaults, train_defaults
 from dqc.models import ModelConfig, build_model
 from dqc.models.quant_points import track_weights
 from dqc.schemes import get_scheme
+from dqc.sparse_input import NONZERO_KEY, nonzero_fraction
 
 
 @dataclass
@@ -145,4 +146,5 @@ def train_model(
     model = build_model(config)
     metrics = fit(model, data, settings, get_scheme(scheme).degree_quant, progress)
     training = {**dataclasses.asdict(settings), "seed": seed}
+    training[NONZERO_KEY] = nonzero_fraction(data.x)  # dqc compile's --sparse-input auto
     return TrainedModel(model, config, dataset, training, metrics)

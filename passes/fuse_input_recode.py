@@ -20,14 +20,7 @@ from tvm import relax
 
 from dqc.kernels import add_kernel
 from dqc.kernels.quantize import CHECKED_ATTR, quantize_checked
-
-
-def _kernel_attr(mod: tvm.IRModule, value, attr: str):
-    """``attr`` of the PrimFunc that ``value`` (a binding's value) calls through ``call_tir``."""
-    if not isinstance(value, relax.Call) or value.op != tvm.ir.Op.get("relax.call_tir"):
-        return None
-    func = mod[value.args[0]]
-    return func.attrs[attr] if func.attrs and attr in func.attrs else None
+from dqc.relax_bindings import bindings_and_uses, kernel_attr
 
 
 @relax.expr_functor.mutator
@@ -39,13 +32,9 @@ class _Fuser(relax.PyExprMutator):
 
     def find(self, func: relax.Function) -> None:
         """The (quantize, codes, recode) binding triples of ``func`` this pass fuses."""
-        bindings = {b.var: b.value for block in func.body.blocks for b in block.bindings}
-        uses: dict = {}
-        for value in [*bindings.values(), func.body.body]:
-            for var in relax.analysis.free_vars(value):
-                uses[var] = uses.get(var, 0) + 1
+        bindings, uses = bindings_and_uses(func)
         for recode_var, value in bindings.items():
-            recode = _kernel_attr(self.mod, value, RECODE_ATTR)
+            recode = kernel_attr(self.mod, value, RECODE_ATTR)
             if recode is None:
                 continue
             codes = value.args[1].fields[0]
@@ -53,7 +42,7 @@ class _Fuser(relax.PyExprMutator):
             if not isinstance(item, relax.TupleGetItem) or item.index != 0 or uses[codes] != 1:
                 continue
             both = item.tuple_value
-            if _kernel_attr(self.mod, bindings.get(both), CHECKED_ATTR) is not None:
+            if kernel_attr(self.mod, bindings.get(both), CHECKED_ATTR) is not None:
                 self.fused[both] = (codes, recode_var, recode)
 
     def visit_var_binding_(self, binding: relax.VarBinding) -> None:
@@ -61,7 +50,7 @@ class _Fuser(relax.PyExprMutator):
         if var in self.fused:
             _, recode_var, recode = self.fused[var]
             call = binding.value
-            arguments = _kernel_attr(self.mod, call, CHECKED_ATTR)
+            arguments = kernel_attr(self.mod, call, CHECKED_ATTR)
             kernel = quantize_checked(
                 int(arguments["features"]),
                 float(arguments["scale"]),

@@ -166,8 +166,9 @@ def tiny():
     return get
 
 
-def run_relax(mod, inputs, function: str = "main"):
-    """Legalize (dqc's kernels, no schedules), build for the host and run ``function``."""
+def run_relax_outputs(mod, inputs, function: str = "main") -> list:
+    """Legalize (dqc's kernels, no schedules), build for the host and run ``function``: all
+    its outputs, as NumPy arrays."""
     import tvm
     from dqc.passes.legalize import DQC_LEGALIZE_MAP
     from tvm import relax
@@ -177,7 +178,12 @@ def run_relax(mod, inputs, function: str = "main"):
     mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(mod)
     vm = relax.VirtualMachine(tvm.compile(mod, tvm.target.Target({"kind": "llvm"})), tvm.cpu())
     out = vm[function](*[tensor(a) for a in inputs])
-    return out[0].numpy() if not hasattr(out, "numpy") else out.numpy()
+    return [out.numpy()] if hasattr(out, "numpy") else [t.numpy() for t in out]
+
+
+def run_relax(mod, inputs, function: str = "main"):
+    """The first output of ``run_relax_outputs``."""
+    return run_relax_outputs(mod, inputs, function)[0]
 
 
 def count_ops(mod, name: str) -> int:

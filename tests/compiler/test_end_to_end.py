@@ -109,11 +109,16 @@ def test_one_nan_in_the_last_row_is_rejected(compiled_cora, cora, arch, scheme):
 
 
 def test_int8_dense_layers_use_vnni(trained_cora, tmp_path):
-    """Both GCN dense layers take the VNNI kernel (weights are constants after folding)."""
+    """Both GCN dense layers take the VNNI kernel (weights are constants after folding) when
+    the input is read densely."""
     from dqc.compiler import compile_checkpoint
 
     compile_checkpoint(
-        trained_cora("gcn"), tmp_path / "out", target="x86-avx512vnni", dump_ir=tmp_path / "ir"
+        trained_cora("gcn"),
+        tmp_path / "out",
+        target="x86-avx512vnni",
+        dump_ir=tmp_path / "ir",
+        sparse_input="off",
     )
     final = sorted((tmp_path / "ir").iterdir())[-1].read_text()
     kernels = [line for line in final.splitlines() if line.lstrip().startswith("def ")]

@@ -4,20 +4,11 @@ the model's own outputs do not change."""
 import numpy as np
 import pytest
 import tvm
+from conftest import run_relax_outputs
 from dqc.passes.check_finite_input import ATTR, CheckFiniteInput
-from dqc.passes.legalize import DQC_LEGALIZE_MAP
 from dqc.passes.lower_message_passing import LowerMessagePassing
-from tvm import relax
 
-from dqc._tvm import tensor
 from dqc.pipeline import quantize_passes
-
-
-def _outputs(mod, inputs) -> list[np.ndarray]:
-    mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(mod)
-    vm = relax.VirtualMachine(tvm.compile(mod, tvm.target.Target({"kind": "llvm"})), tvm.cpu())
-    out = vm["main"](*[tensor(a) for a in inputs])
-    return [out.numpy()] if hasattr(out, "numpy") else [t.numpy() for t in out]
 
 
 @pytest.mark.parametrize("arch", ["gcn", "gin", "gat"])
@@ -26,10 +17,13 @@ def test_flags_exactly_the_non_finite_rows(tiny, arch):
     lowered = tvm.transform.Sequential([*quantize_passes(), LowerMessagePassing()])(mod)
     checked = CheckFiniteInput()(lowered)
     index = int(checked["main"].attrs[ATTR])
-    assert index == len(_outputs(lowered, inputs))  # the flags follow the model's outputs
+    assert index == len(run_relax_outputs(lowered, inputs))  # the flags follow the model's outputs
 
     x = inputs[0].copy()
-    plain, flagged = _outputs(lowered, [x, *inputs[1:]]), _outputs(checked, [x, *inputs[1:]])
+    plain, flagged = (
+        run_relax_outputs(lowered, [x, *inputs[1:]]),
+        run_relax_outputs(checked, [x, *inputs[1:]]),
+    )
     for before, after in zip(plain, flagged[:index], strict=True):
         np.testing.assert_array_equal(after, before)
     assert flagged[index].dtype == np.int8 and not flagged[index].any()
@@ -39,7 +33,7 @@ def test_flags_exactly_the_non_finite_rows(tiny, arch):
         x[row, row % x.shape[1]] = value
     x[3, 0] = np.finfo(np.float32).max  # finite extremes are not flagged
     x[4, 1] = np.finfo(np.float32).smallest_subnormal
-    flags = _outputs(checked, [x, *inputs[1:]])[index]
+    flags = run_relax_outputs(checked, [x, *inputs[1:]])[index]
     assert np.flatnonzero(flags).tolist() == bad_rows
 
 
