@@ -390,7 +390,8 @@ def build_parser() -> argparse.ArgumentParser:
         choices=MODES,
         default="auto",
         help="multiply only the input's nonzero features in the first layer; auto: INT8 "
-        f"models whose training input was at most {MAX_NONZERO_FRACTION:.0%} nonzero, on "
+        f"models whose training input was at most {100 * MAX_NONZERO_FRACTION:g} %% nonzero, "
+        "on "
         "AVX-512 targets",
     )
     compile_.add_argument("--fp32", action="store_true", help="compile as a float program")

@@ -23,6 +23,23 @@ def test_help_shows_defaults():
     assert "eval" in dqc("--help").stdout
 
 
+def test_every_command_has_help(capsys):
+    """Each subcommand's ``--help`` renders (argparse formats help strings with ``%``)."""
+    import argparse
+
+    from dqc.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert {"train", "compile", "run", "bench"} <= set(commands.choices)
+    for name in commands.choices:
+        with pytest.raises(SystemExit) as exited:
+            parser.parse_args([name, "--help"])
+        assert exited.value.code == 0
+        assert name in capsys.readouterr().out
+    assert "(default: auto)" in " ".join(commands.choices["compile"].format_help().split())
+
+
 def test_train_then_eval_json(tmp_path, data_root):
     model = tmp_path / "m.pt"
     out = dqc(
