@@ -27,6 +27,18 @@ def test_dotprod_build_equals_x86_build_and_reference(compiled_cora, trained_cor
     assert np.array_equal(logits, IntegerReference(trained_cora(arch)).predict(x, edges))
 
 
+def test_sparse_input_build_equals_reference(trained_cora, cora, tmp_path):
+    """``--sparse-input on`` for aarch64: LLVM emulates the compress store (no AVX-512)."""
+    from dqc.compiler import compile_checkpoint
+
+    checkpoint = trained_cora("gcn")
+    compile_checkpoint(checkpoint, tmp_path / "arm", "arm64-dotprod", sparse_input="on")
+    arm = load(tmp_path / "arm")
+    assert arm.manifest["sparse_input"] is True
+    x, edges = cora.x.numpy(), cora.edge_index.numpy()
+    assert np.array_equal(arm.predict(x, edges), IntegerReference(checkpoint).predict(x, edges))
+
+
 def test_build_without_dotprod_equals_x86_build(compiled_cora, cora):
     x, edges = cora.x.numpy(), cora.edge_index.numpy()
     logits = load(compiled_cora("gcn", target="rpi4")).predict(x, edges)
