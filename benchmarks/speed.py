@@ -29,6 +29,7 @@ from tvm.target import codegen
 from dqc.bench import run_bench
 from dqc.checkpoint import save_checkpoint
 from dqc.kernels.spmm_csr import PREFETCH_EDGES
+from dqc.kernels.spmm_lookup import lookup_supported
 from dqc.training import train_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -157,12 +158,29 @@ def _header(row: dict) -> str:
     return f"{row['workload']} ({graphs}{row['nodes']:,} nodes, {row['edges']:,} edges)"
 
 
-def _message_instructions(spec: dict) -> str:
-    """The message loop's vector instructions per vector of values on ``spec``'s CPU (read
-    off the disassembly of the Reddit-shaped INT8 build)."""
-    if codegen.llvm_cpu_has_features(["avx512f"], tvm.target.Target(spec)):
-        return "seven AVX-512 instructions per sixteen values (a mask register holds the parity)"
-    return "eight AVX2 instructions per eight values"
+def _message_work(spec: dict) -> str:
+    """How the INT8 message loop computes GCN's messages on ``spec``'s CPU (read off the
+    disassembly of the Reddit-shaped INT8 build)."""
+    target = tvm.target.Target(spec)
+    arithmetic = (
+        "Every message value is requantized on its own, as Degree-Quant's message quantizer "
+        "defines it (sign-extend, subtract the zero point, multiply by the edge's fixed-point "
+        "weight, pick the rounding offset by the parity bit, add, shift, accumulate; the clamp "
+        "only on edges whose weight can reach it): "
+    )
+    if lookup_supported(target):
+        return (
+            "Each message is a function of two bytes (the edge's norm code, the source's "
+            "feature code), so the INT8 kernel reads it from a 256 x 256 table built at "
+            "compile time (`dqc.kernels.spmm_lookup`): per 64 values two `vpermi2b`, a "
+            "blend, and sign-extending shifts into int16 sums, where the arithmetic it "
+            "replaces took seven instructions per 16 values and FP32 needs one FMA."
+        )
+    if codegen.llvm_cpu_has_features(["avx512f"], target):
+        return (
+            arithmetic + "seven AVX-512 instructions per sixteen values, where FP32 needs one FMA."
+        )
+    return arithmetic + "eight AVX2 instructions per eight values, where FP32 needs one FMA."
 
 
 def analysis(rows: list[dict]) -> str:
@@ -180,16 +198,12 @@ bias and ReLU applied to each row's sums as they are stored) take
 {r["gathered_fp32_bytes"] / 1e6:.1f}, {r["gathered_int8_bytes"] / 1e6:.1f} and
 {r["gathered_int4_bytes"] / 1e6:.1f} MB. Source rows are scattered over the table, so every
 kernel asks for each edge's row {PREFETCH_EDGES} edges before it uses it (software prefetch):
-the loads overlap with the arithmetic instead of stalling each edge, and what remains is
-arithmetic. Every message value is requantized on its own, as Degree-Quant's message
-quantizer defines it (sign-extend, subtract the zero point, multiply by the edge's fixed-point
-weight, pick the rounding offset by the parity bit, add, shift, accumulate; the clamp only on
-edges whose weight can reach it): {_message_instructions(r["dqc_target"])}, where FP32
-needs one FMA. The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
-values/s per core. INT4 adds the nibble decode (shifts on every value, two output vectors
-per byte vector read) and saves only memory traffic, so it is
-{r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8 here, not the 1.4x a byte-bound kernel would
-give. INT4 halves the parameter bytes ({r["dqc_int8_weight_bytes"]:,} ->
+the loads overlap with the arithmetic instead of stalling each edge.
+{_message_work(r["dqc_target"])} The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
+values/s per core. INT4 computes its messages (packed nibbles are not the bytes a table
+indexes) and adds the nibble decode (shifts on every value, two output vectors per byte
+vector read); it saves only memory traffic, so its aggregation runs at
+{r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8's speed here. INT4 halves the parameter bytes ({r["dqc_int8_weight_bytes"]:,} ->
 {r["dqc_int4_weight_bytes"]:,}) and the gathered table; it pays off in time only where memory
 is the bound (boards with little cache and bandwidth)."""
 

@@ -13,7 +13,9 @@ be evaluated in registers inside it::
 
 The elementwise ops after the aggregation that read nothing but its sums and constants
 (requantize, bias, ReLU: each the only reader of the one before) go into the kernel as its
-epilogue, applied as each row's sums are stored.
+epilogue, applied as each row's sums are stored. Under a target with AVX-512 VBMI, a message
+that is one ``requantize_product`` of an edge's byte code and the source's byte codes (GCN)
+is read from a table of all 65,536 results instead (``dqc.kernels.spmm_lookup``).
 
 Requires the function attribute ``dqc.graph_inputs`` naming the (src, dst, indptr) params
 (set by ``dqc.frontend.export``); intermediates used outside the message become kernel
@@ -34,7 +36,8 @@ from dqc import relax_ops
 from dqc._tvm import Analyzer, constant_value, is_constant
 from dqc.kernels import add_kernel, pack_int4
 from dqc.kernels.pack_int4 import fits_int4
-from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
+from dqc.kernels.spmm_csr import Leaf, Node, code_operand, spmm_csr
+from dqc.kernels.spmm_lookup import Lookup, lookup_supported, product_table
 
 BINARY = {
     "relax.add": "add",
@@ -176,26 +179,14 @@ def _is_int4_codes(value) -> bool:
     return fits_int4(value.ty.dtype, int(value.attrs["qmin"]), int(value.attrs["qmax"]))
 
 
-def _is_code(node: Node) -> bool:
-    """A zero-centred 8-bit code: ``cast(leaf)`` or ``cast(leaf) - zero_point``, the leaf
-    possibly broadcast (``expand``)."""
-    if node.op == "subtract" and node.children[1].op == "const":
-        node = node.children[0]
-    if node.op != "cast":
-        return False
-    leaf = node.children[0]
-    if leaf.op == "expand":
-        leaf = leaf.children[0]
-    return leaf.op == "leaf" and str(leaf.dtype) in ("int8", "uint8")
-
-
 def _code_product(node: Node) -> tuple[Node, Node] | None:
     """``(per-edge code, code)`` if ``node`` multiplies a code that is one scalar per edge by
     another code: the form ``requantize_product`` handles in int32."""
     if node.op != "multiply":
         return None
     for edge, other in (node.children, node.children[::-1]):
-        if math.prod(edge.shape) == 1 and _is_code(edge) and _is_code(other):
+        codes = code_operand(edge) is not None and code_operand(other) is not None
+        if math.prod(edge.shape) == 1 and codes:
             return edge, other
     return None
 
@@ -211,6 +202,30 @@ def _centered_product(children: tuple[Node, ...], dtype) -> Node | None:
         return None
     attrs = {**product.attrs, "centered": True}
     return Node("requantize_product", dtype, product.shape, product.children, attrs=attrs)
+
+
+def _table_lookup(message: Node, leaves: list[Leaf]) -> tuple[Lookup, np.ndarray] | None:
+    """The lookup form of a message that is one ``requantize_product`` of a per-edge code
+    and full-width gathered byte codes, and its table, on targets with a byte permute
+    (``dqc.kernels.spmm_lookup``); else None."""
+    if message.op == "cast":  # a code widened to the sums' type
+        message = message.children[0]
+    if message.op != "requantize_product" or not lookup_supported(
+        tvm.target.Target.current(allow_none=True)
+    ):
+        return None
+    edge, gathered = (code_operand(child) for child in message.children)
+    if edge is None or gathered is None:
+        return None
+    edge_leaf, gather_leaf = leaves[edge[0].leaf], leaves[gathered[0].leaf]
+    if edge_leaf.kind != "edge" or edge_leaf.width != 1 or gather_leaf.kind != "gather":
+        return None
+    if gather_leaf.packed or gather_leaf.shape != message.shape:
+        return None
+    table, correction = product_table(
+        message.attrs, (str(edge_leaf.dtype), edge[1]), (str(gather_leaf.dtype), gathered[1])
+    )
+    return Lookup(edge[0].leaf, gathered[0].leaf, correction), table
 
 
 def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:
@@ -311,7 +326,11 @@ class _Lowerer(relax.PyExprMutator):
         leaves += builder.leaves[len(leaves) :]  # the epilogue's per-channel constants
         args = [self.kernel_input(e, leaf) for e, leaf in zip(builder.args, leaves, strict=True)]
         src, indptr = self.visit_expr(self.graph["src"]), self.visit_expr(self.graph["indptr"])
-        kernel = spmm_csr(message, leaves, var.ty.dtype, src.ty.dtype, epilogue)
+        lookup = _table_lookup(message, leaves)
+        if lookup is not None:
+            lookup, table = lookup
+            args.append(relax.const(table, "int8"))
+        kernel = spmm_csr(message, leaves, var.ty.dtype, src.ty.dtype, epilogue, lookup)
         gvar = add_kernel(self.builder_, kernel, "dqc_spmm_csr")
         width = math.prod(out_shape)
         rows = var.ty.shape[0]

@@ -12,7 +12,8 @@ reject their data-dependent edge loops, so the space of each kernel family is wr
 Every knob is drawn with ``sample_categorical``, so a tuning record's trace holds the chosen
 values and replays on the kernel with symbolic sizes (``dqc.passes.apply_tuning_records``).
 Hand-written kernels with their own loop nests (the VNNI/sdot/AVX2 matmuls, graph preparation,
-the edge softmax) have no space and keep their default schedules.
+the edge softmax, the CSR kernels that look their messages up in a table) have no space and
+keep their default schedules.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from dqc.schedules.elementwise import elementwise_blocks, schedule_elementwise
 from dqc.schedules.spmm_csr import is_spmm, schedule_rows
 from tvm import s_tir, tirx
 from tvm.target import Target
+
+from dqc.kernels.spmm_lookup import EXPLICIT_VECTORS
 
 GRAINS = (1, 4, 16, 64)
 UNROLL_STEPS = (0, 16, 64, 256)
@@ -39,7 +42,7 @@ def choose(sch: s_tir.Schedule, choices: Sequence[int]) -> int:
 def search_space(func: tirx.PrimFunc, target: Target) -> Callable[[s_tir.Schedule], None] | None:
     """The space of ``func``'s schedules, as a function that samples one into a schedule
     of ``func``; None when dqc has no space for it (the default schedule stays)."""
-    if target.kind.name != "llvm":
+    if target.kind.name != "llvm" or EXPLICIT_VECTORS in (func.attrs or {}):
         return None
     if is_spmm(func):
         return lambda sch: schedule_rows(sch, choose(sch, GRAINS), choose(sch, UNROLL_STEPS))

@@ -166,9 +166,9 @@ def tiny():
     return get
 
 
-def run_relax_outputs(mod, inputs, function: str = "main") -> list:
-    """Legalize (dqc's kernels, no schedules), build for the host and run ``function``: all
-    its outputs, as NumPy arrays."""
+def run_relax_outputs(mod, inputs, function: str = "main", target=None) -> list:
+    """Legalize (dqc's kernels, no schedules), build for ``target`` (default: generic x86)
+    and run ``function`` here: all its outputs, as NumPy arrays."""
     import tvm
     from dqc.passes.legalize import DQC_LEGALIZE_MAP
     from tvm import relax
@@ -176,14 +176,15 @@ def run_relax_outputs(mod, inputs, function: str = "main") -> list:
     from dqc._tvm import tensor
 
     mod = relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP)(mod)
-    vm = relax.VirtualMachine(tvm.compile(mod, tvm.target.Target({"kind": "llvm"})), tvm.cpu())
+    target = target or tvm.target.Target({"kind": "llvm"})
+    vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())
     out = vm[function](*[tensor(a) for a in inputs])
     return [out.numpy()] if hasattr(out, "numpy") else [t.numpy() for t in out]
 
 
-def run_relax(mod, inputs, function: str = "main"):
+def run_relax(mod, inputs, function: str = "main", target=None):
     """The first output of ``run_relax_outputs``."""
-    return run_relax_outputs(mod, inputs, function)[0]
+    return run_relax_outputs(mod, inputs, function, target)[0]
 
 
 def count_ops(mod, name: str) -> int:

@@ -29,6 +29,7 @@ from tvm.script.ir_builder import tirx as T
 from dqc.fixed_point import FixedPoint, clamp_free_codes
 from dqc.kernels.pack_int4 import packed_width, unpack_value
 from dqc.kernels.requantize import requantize_product_value, requantize_value
+from dqc.kernels.spmm_lookup import EXPLICIT_VECTORS, TABLE_ROW, Lookup, lookup_row
 
 CACHE_LINE = 64  # bytes
 # Source rows are requested this many edges ahead of their use, up to this many cache lines
@@ -99,8 +100,9 @@ def _broadcast(index: tuple, shape: tuple[int, ...], child: tuple[int, ...]) -> 
     )
 
 
-def _code_range(node: Node) -> tuple[int, int] | None:
-    """The values ``node`` can take if it is an 8-bit code (``cast(leaf) [- zero point]``)."""
+def code_operand(node: Node) -> tuple[Node, int] | None:
+    """``(leaf, zero point)`` of a zero-centred 8-bit code: ``cast(leaf)`` or ``cast(leaf) -
+    zero_point``, the leaf possibly broadcast (``expand``); else None."""
     zero = 0
     if node.op == "subtract" and node.children[1].op == "const":
         node, zero = node.children[0], int(node.children[1].value)
@@ -111,6 +113,15 @@ def _code_range(node: Node) -> tuple[int, int] | None:
         leaf = leaf.children[0]
     if leaf.op != "leaf" or str(leaf.dtype) not in ("int8", "uint8"):
         return None
+    return leaf, zero
+
+
+def _code_range(node: Node) -> tuple[int, int] | None:
+    """The values ``node`` can take if it is an 8-bit code (``cast(leaf) [- zero point]``)."""
+    operand = code_operand(node)
+    if operand is None:
+        return None
+    leaf, zero = operand
     low = -128 if str(leaf.dtype) == "int8" else 0
     return low - zero, low + 255 - zero
 
@@ -339,6 +350,46 @@ def _prefetch_sources(leaves: list[Leaf], buffers, indices, ahead, feature_pass,
             T.evaluate(tirx.call_intrin("void", "tirx.prefetch", address, 0, 3, 1))
 
 
+def _finisher(leaves, buffers, indices, epilogue: Node | None, shape: tuple[int, ...]):
+    """``finish(total, j)``: feature ``j``'s row sum ``total`` through the epilogue, if any."""
+
+    def finish(total: tirx.PrimExpr, j: tirx.PrimExpr) -> tirx.PrimExpr:
+        if epilogue is None:
+            return total
+        emitter = _Emitter(leaves, buffers, indices, None, aggregate=total)
+        return emitter.value(epilogue, _unflat(j, shape))
+
+    return finish
+
+
+def _lookup_row(lookup: Lookup, table, leaves, buffers, indices, edges, out, vi, epilogue, shape):
+    """Row ``vi`` by table lookup (``dqc.kernels.spmm_lookup``), through the epilogue."""
+    begin, end, e = edges
+    width = math.prod(shape)
+    edge_leaf, edge_buf = leaves[lookup.edge], buffers[lookup.edge]
+    whole_row = FeaturePass(((0, width),), (0, width), ())
+    finish = _finisher(leaves, buffers, indices, epilogue, shape)
+
+    def prefetch(k: tirx.PrimExpr) -> None:
+        ahead = tirx.min(k + PREFETCH_EDGES, e - 1)
+        _prefetch_sources(leaves, buffers, indices, ahead, whole_row, width)
+
+    def store(total: tirx.PrimExpr, j: tirx.PrimExpr) -> None:
+        T.buffer_store(out, finish(total, j), [vi, j])
+
+    lookup_row(
+        table,
+        lambda k: _element(edge_buf, edge_leaf, k, tirx.const(0, "int64")),
+        buffers[lookup.gather],
+        indices,
+        (begin, end),
+        width,
+        lookup.correction,
+        prefetch,
+        store,
+    )
+
+
 def _row_pass(message, leaves, buffers, indices, free, feature_pass, edges, out, vi, sums):
     """Sum the pass's features of row ``vi`` over its edges ``begin .. end`` (of ``e``) in
     ``sums`` = ``(dtype, epilogue)`` and write them to ``out``, through the epilogue if any.
@@ -371,12 +422,7 @@ def _row_pass(message, leaves, buffers, indices, free, feature_pass, edges, out,
                 with T.Else():
                     _accumulate(*edge, clamp=True)
 
-    def finish(total: tirx.PrimExpr, j: tirx.PrimExpr) -> tirx.PrimExpr:
-        if epilogue is None:
-            return total
-        emitter = _Emitter(leaves, buffers, indices, None, aggregate=total)
-        return emitter.value(epilogue, _unflat(j, message.shape))
-
+    finish = _finisher(leaves, buffers, indices, epilogue, message.shape)
     for first, stop in feature_pass.features:
         with T.serial(first, stop) as j:
             T.buffer_store(out, finish(acc[j], j), [vi, j])
@@ -395,18 +441,20 @@ def spmm_csr(
     sum_dtype: str,
     index_dtype: str,
     epilogue: Node | None = None,
+    lookup: Lookup | None = None,
 ):
     """PrimFunc ``(indptr [n+1], indices [e], *leaves, out [n, width])``, leaves flattened
     to ``[N, width]`` (packed: ``[N, ceil(width / 2)]``) / ``[E, width]`` / ``[width]``; a
     leaf of one value per node or edge is ``[N]`` / ``[E]``. Rows sum in ``sum_dtype``;
-    ``out`` has the epilogue's dtype, if there is one."""
+    ``out`` has the epilogue's dtype, if there is one. With ``lookup`` the messages come
+    from a table, an int8 ``[65536]`` argument before ``out`` (``dqc.kernels.spmm_lookup``)."""
     out_dtype = sum_dtype if epilogue is None else epilogue.dtype
     width = math.prod(message.shape)
     free = _clamp_free(message)
     with IRBuilder() as ib:
         with T.prim_func(s_tir=True):
             T.func_name("dqc_spmm_csr")
-            T.func_attr({"tirx.noalias": True})
+            T.func_attr({"tirx.noalias": True, **({EXPLICIT_VECTORS: True} if lookup else {})})
             n, e, rows = (tirx.Var(name, "int64") for name in ("n", "e", "rows"))
             indptr = T.match_buffer(T.arg("indptr", T.handle()), (rows,), index_dtype)
             indices = T.match_buffer(T.arg("indices", T.handle()), (e,), index_dtype)
@@ -417,28 +465,28 @@ def spmm_csr(
                 shape = (*extent, row) if leaf.shape or leaf.kind == "channel" else extent
                 buf = T.match_buffer(T.arg(f"leaf{i}", T.handle()), shape, leaf.dtype)
                 buffers.append(buf)
+            if lookup is not None:
+                table = T.match_buffer(T.arg("table", T.handle()), (TABLE_ROW**2,), "int8")
             out = T.match_buffer(T.arg("out", T.handle()), (n, width), out_dtype)
             with T.serial(n) as i:
                 with T.sblock("spmm"):
                     vi = T.axis.spatial(n, i)
                     reads = [indptr[vi : vi + 2], indices[0:e]]
                     reads += [b[tuple(slice(0, d) for d in b.shape)] for b in buffers]
+                    if lookup is not None:
+                        reads.append(table[0 : TABLE_ROW**2])
                     T.reads(*reads)
                     T.writes(out[vi, 0:width])
                     begin = tirx.Cast("int64", indptr[vi])
                     end = tirx.Cast("int64", indptr[vi + 1])
-                    for feature_pass in _feature_passes(width, leaves):
-                        _row_pass(
-                            message,
-                            leaves,
-                            buffers,
-                            indices,
-                            free,
-                            feature_pass,
-                            (begin, end, e),
-                            out,
-                            vi,
-                            (sum_dtype, epilogue),
-                        )
+                    edges = (begin, end, e)
+                    if lookup is not None:
+                        rest = (out, vi, epilogue, message.shape)
+                        _lookup_row(lookup, table, leaves, buffers, indices, edges, *rest)
+                    else:
+                        for feature_pass in _feature_passes(width, leaves):
+                            row = (out, vi, (sum_dtype, epilogue))
+                            parts = (message, leaves, buffers, indices, free, feature_pass)
+                            _row_pass(*parts, edges, *row)
 
     return ib.get()

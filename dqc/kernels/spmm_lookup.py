@@ -1,0 +1,160 @@
+"""GCN's message aggregation by table lookup: each message is a function of two bytes.
+
+GCN's message for edge ``k`` and feature ``j`` is ``requantize_product(a_k, h[src_k, j])``
+(``dqc.fixed_point``): an 8-bit code of the edge's norm times an 8-bit code of the source's
+feature, requantized. Two bytes in, one code out: a 256 x 256 table of every result (64 KB,
+computed at compile time by the very function the integer reference calls) replaces the
+arithmetic, and the kernel stays bit for bit the reference's program.
+
+Per edge the kernel loads the table's row for ``a_k`` (256 bytes, four registers) and looks up
+64 features at once: AVX-512 VBMI's ``vpermi2b`` indexes a 128-byte table held in two
+registers by the low 7 bits of each byte, so two of them and a blend on the top bit cover the
+row. Where the arithmetic spends seven instructions on 16 values (``vpmulld`` among them),
+this spends about six on 64, and the kernel becomes bound by fetching the source rows.
+
+Table entries are ``code - offset`` with ``offset = qmin + 128``, so every entry fits int8;
+the row's sum gets ``count * (offset - zero_point)`` back at the end (``correction``). Sums
+run in int16 lanes for up to ``RUN`` edges (``255 * 128 < 2^15``), then widen into int32.
+The int16 view of 64 looked-up bytes holds feature ``2i`` in each lane's low byte and
+``2i + 1`` in its high byte: ``(v << 8) >> 8`` and ``v >> 8`` sign-extend them without the
+lane-crossing shuffles a byte-to-word widening costs, so even and odd features sum apart.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from tvm import tirx
+from tvm.script.ir_builder import tirx as T
+from tvm.target import Target, codegen
+
+from dqc.fixed_point import FixedPoint, requantize_product
+
+LANES = 64  # bytes one AVX-512 register looks up at once
+RUN = 255  # edges summed in int16 lanes before widening: |entry| <= 128, 255 * 128 < 2^15
+TABLE_ROW = 256
+PERMUTE = "llvm.x86.avx512.vpermi2var.qi.512"  # vpermi2b / vpermt2b
+# Function attribute of kernels written in explicit vectors: no tuning space (meta_schedule
+# cannot even count their operations) and nothing for LLVM's loop vectorizer to choose.
+EXPLICIT_VECTORS = "dqc.explicit_vectors"
+
+
+def lookup_supported(target: Target | None) -> bool:
+    """Whether ``target`` has the byte permute the lookup needs (AVX-512 VBMI: Ice Lake and
+    later; not Cascade Lake, whose builds keep the arithmetic)."""
+    return target is not None and bool(codegen.llvm_cpu_has_features(["avx512vbmi"], target))
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """Which of the kernel's leaves index the table: ``edge`` (one code per edge: the row)
+    and ``gather`` (the source's codes: the columns); ``correction`` is added to a row's sums
+    once per edge."""
+
+    edge: int
+    gather: int
+    correction: int
+
+
+def product_table(attrs: dict, a: tuple[str, int], b: tuple[str, int]) -> tuple[np.ndarray, int]:
+    """The flattened ``[256 * 256]`` int8 table of ``requantize_product`` (its node ``attrs``)
+    for every byte of the edge code ``a`` and gathered code ``b`` (each ``(dtype, zero
+    point)``), entries minus ``qmin + 128``; and the per-edge correction that turns a sum of
+    entries into the sum of messages (centred messages: minus the zero point too)."""
+    zero_point, qmin, qmax = attrs["zero_point"], attrs["qmin"], attrs["qmax"]
+    if qmax - qmin > 255:
+        raise ValueError(f"message codes {qmin}..{qmax} do not fit one byte")
+
+    def values(dtype: str, zero: int) -> np.ndarray:
+        """The zero-centred value of each byte read as ``dtype``."""
+        return np.arange(256, dtype=np.uint8).view(dtype).astype(np.int64) - zero
+
+    fixed = FixedPoint(attrs["multipliers"], attrs["shift"])
+    codes = requantize_product(
+        values(*a)[:, None], values(*b)[None, :], fixed, zero_point, qmin, qmax
+    )
+    offset = qmin + 128
+    correction = offset - zero_point if attrs.get("centered", False) else offset
+    return (codes - offset).astype(np.int8).reshape(-1), correction
+
+
+def _codes(buf, row: tirx.PrimExpr, vector: int, width: int) -> tirx.PrimExpr:
+    """Bytes ``64 * vector ..`` of row ``row`` as int8x64; past the row's end (a last,
+    partial vector) a masked load reads zeros instead of the next row or unmapped memory."""
+    count = min(LANES, width - vector * LANES)
+    if count == LANES:
+        value = buf[row, tirx.Ramp(vector * LANES, 1, LANES)]
+    else:
+        mask = tirx.Ramp(0, 1, LANES) < tirx.Broadcast(count, LANES)
+        address = tirx.address_of(buf[row, vector * LANES])
+        zeros = tirx.Broadcast(tirx.const(0, buf.dtype), LANES)
+        value = tirx.call_llvm_intrin(
+            f"{buf.dtype}x{LANES}", "llvm.masked.load", address, mask, zeros
+        )
+    return value if buf.dtype == "int8" else tirx.reinterpret(f"int8x{LANES}", value)
+
+
+def _lookup(table, row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
+    """Entries ``table[row + index]`` of 64 byte indices, as int16x32 (two per lane)."""
+
+    def part(start: int) -> tirx.PrimExpr:
+        return table[tirx.Ramp(row + start, 1, LANES)]
+
+    low = tirx.call_llvm_pure_intrin(f"int8x{LANES}", PERMUTE, part(0), index, part(64))
+    high = tirx.call_llvm_pure_intrin(f"int8x{LANES}", PERMUTE, part(128), index, part(192))
+    upper = index < tirx.Broadcast(tirx.const(0, "int8"), LANES)  # the byte's top bit
+    return tirx.reinterpret(f"int16x{LANES // 2}", tirx.Select(upper, high, low))
+
+
+def lookup_row(
+    table,
+    edge_code: Callable[[tirx.PrimExpr], tirx.PrimExpr],
+    codes,
+    indices,
+    edges: tuple,
+    width: int,
+    correction: int,
+    prefetch: Callable[[tirx.PrimExpr], None],
+    store: Callable[[tirx.PrimExpr, int], None],
+) -> None:
+    """Sum row ``begin .. end``'s looked-up messages and ``store(total, feature)`` each of
+    the ``width`` sums (int32). ``edge_code(k)`` is edge ``k``'s code, ``codes`` the
+    gathered ``[N, width]`` codes, ``prefetch(k)`` hints edge ``k``'s source row."""
+    begin, end = edges
+    vectors = math.ceil(width / LANES)
+    half = vectors * LANES // 2  # even features in [0, half), odd ones in [half, 2 * half)
+    pairs = LANES // 2
+    acc = T.decl_buffer((2 * half,), "int32", scope="global")
+    run = T.decl_buffer((2 * half,), "int16", scope="global")
+    eight = tirx.Broadcast(tirx.const(8, "int16"), pairs)
+
+    def widen() -> None:
+        with T.serial(2 * half) as j:
+            T.buffer_store(acc, acc[j] + tirx.Cast("int32", run[j]), [j])
+            T.buffer_store(run, tirx.const(0, "int16"), [j])
+
+    with T.serial(2 * half) as j:
+        T.buffer_store(acc, tirx.const(0, "int32"), [j])
+        T.buffer_store(run, tirx.const(0, "int16"), [j])
+    with T.serial(begin, end) as k:
+        prefetch(k)
+        row = tirx.Cast("int64", tirx.Cast("uint8", edge_code(k))) * TABLE_ROW
+        for v in range(vectors):
+            looked_up = _lookup(table, row, _codes(codes, indices[k], v, width))
+            for start, part in (
+                (v * pairs, tirx.shift_right(tirx.shift_left(looked_up, eight), eight)),
+                (half + v * pairs, tirx.shift_right(looked_up, eight)),
+            ):
+                lanes = tirx.Ramp(start, 1, pairs)
+                T.buffer_store(run, run[lanes] + part, [lanes])
+        with T.If(tirx.floormod(k - begin, RUN) == RUN - 1):
+            with T.Then():
+                widen()
+    widen()
+    count = tirx.Cast("int32", end - begin) * tirx.const(correction, "int32")
+    for parity, extent in ((0, (width + 1) // 2), (1, width // 2)):
+        with T.serial(extent) as i:
+            store(acc[parity * half + i] + count, 2 * i + parity)

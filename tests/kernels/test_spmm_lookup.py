@@ -1,0 +1,128 @@
+"""GCN's message aggregation by table lookup (``dqc.kernels.spmm_lookup``): the same sums as
+``dqc.fixed_point.requantize_product`` and as the arithmetic kernel, on every row shape
+(empty, one edge, runs of 255 edges and more, a hub of 2,000) and row width (a partial
+64-byte vector, whole ones, both)."""
+
+import numpy as np
+import pytest
+import tvm
+from dqc.schedules.spmm_csr import schedule_rows
+from tvm import s_tir
+
+from dqc._tvm import tensor
+from dqc.fixed_point import FixedPoint, requantize_product
+from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
+from dqc.kernels.spmm_lookup import RUN, Lookup, lookup_supported, product_table
+from dqc.targets import host_target
+
+VBMI = tvm.target.Target({"kind": "llvm", "mcpu": "icelake-server"})
+runs_lookup = pytest.mark.skipif(
+    not lookup_supported(tvm.target.Target(host_target())),
+    reason="this CPU lacks AVX-512 VBMI (vpermi2b): the lookup kernel can be built, not run",
+)
+
+
+def _code(leaf: int, dtype: str, shape: tuple[int, ...], zero: int) -> Node:
+    cast = Node("cast", "int32", shape, (Node("leaf", dtype, shape, leaf=leaf),))
+    return Node("subtract", "int32", shape, (cast, Node("const", "int32", (), value=zero)))
+
+
+def _attrs(real: float, zero_point: int, centered: bool) -> dict:
+    fixed = FixedPoint.from_reals([real])
+    return dict(
+        multipliers=fixed.multipliers,
+        shift=fixed.shift,
+        zero_point=zero_point,
+        qmin=-128,
+        qmax=127,
+        centered=centered,
+    )
+
+
+def _kernels(width: int, b_dtype: str, attrs: dict, a_zero: int, b_zero: int):
+    """The lookup and arithmetic kernels of one GCN message, and the lookup's table."""
+    shape = (width,)
+    message = Node(
+        "requantize_product",
+        "int32",
+        shape,
+        (_code(1, "int8", (1,), a_zero), _code(0, b_dtype, shape, b_zero)),
+        attrs=attrs,
+    )
+    leaves = [Leaf("gather", b_dtype, shape), Leaf("edge", "int8", (1,))]
+    table, correction = product_table(attrs, ("int8", a_zero), (b_dtype, b_zero))
+    built = []
+    for lookup in (Lookup(1, 0, correction), None):
+        sch = s_tir.Schedule(spmm_csr(message, leaves, "int32", "int64", lookup=lookup))
+        schedule_rows(sch)
+        built.append(sch.mod)
+    return built, table
+
+
+def _graph(rng, n: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """Sources and sorted targets: random rows, empty ones, rows of exactly ``RUN`` and
+    ``RUN + 1`` edges (the int16 runs' edge), and a hub of 2,000 in-edges."""
+    counts = rng.integers(0, 40, n)
+    counts[rng.choice(n, 40, replace=False)] = 0
+    counts[:4] = [RUN, RUN + 1, 2_000, 1]
+    dst = np.repeat(np.arange(n), counts)
+    return rng.integers(0, n, dst.size), dst
+
+
+@runs_lookup
+@pytest.mark.parametrize("width", [41, 64, 128, 146])
+@pytest.mark.parametrize(("b_dtype", "b_zero"), [("int8", 0), ("uint8", 100)])
+@pytest.mark.parametrize("centered", [True, False])
+def test_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtype, b_zero, centered):
+    rng = np.random.default_rng(width)
+    # A large multiplier sends most messages to the clamp: entries of -128 and 127 in every
+    # row, the int16 runs' worst case.
+    attrs = _attrs(0.05, zero_point=3, centered=centered)
+    a_zero = -128
+    (lookup, arithmetic), table = _kernels(width, b_dtype, attrs, a_zero, b_zero)
+    src, dst = _graph(rng)
+    n, e = 400, src.size
+    indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
+    info = np.iinfo(b_dtype)
+    b = rng.integers(info.min, info.max + 1, (n, width)).astype(b_dtype)
+    a = rng.integers(-128, 128, (e, 1)).astype(np.int8)
+    # The hub hears only node 5, the row of RUN + 1 edges only node 6, through the largest
+    # edge code: their messages all sit at the top / bottom of the range.
+    for row, source, fill in ((2, 5, info.max), (1, 6, info.min)):
+        src[dst == row], b[source], a[dst == row] = source, fill, 127
+
+    fixed = FixedPoint(attrs["multipliers"], attrs["shift"])
+    centred_b = b[src].astype(np.int64) - b_zero
+    messages = requantize_product(a.astype(np.int64) - a_zero, centred_b, fixed, 3, -128, 127)
+    assert (messages == -128).mean() > 0.2 and (messages == 127).mean() > 0.2
+    expected = np.zeros((n, width), np.int64)
+    np.add.at(expected, dst, messages - 3 if centered else messages)
+
+    args = [tensor(indptr), tensor(src.astype(np.int64)), tensor(b), tensor(a)]
+    outs = []
+    for mod, extra in ((lookup, [tensor(table)]), (arithmetic, [])):
+        out = tvm.runtime.empty((n, width), "int32")
+        tvm.compile(mod, VBMI)(*args, *extra, out)
+        outs.append(out.numpy())
+    np.testing.assert_array_equal(outs[0], expected)
+    np.testing.assert_array_equal(outs[1], expected)
+
+
+def test_lookup_kernel_permutes_bytes_instead_of_multiplying():
+    (lookup, arithmetic), _ = _kernels(128, "int8", _attrs(0.01, 0, True), -128, 0)
+
+    def asm(mod) -> str:
+        executable = tvm.compile(mod, VBMI)
+        modules = [executable.mod, *executable.mod.imports]
+        return "".join(m.inspect_source("asm") for m in modules)
+
+    text = asm(lookup)
+    assert "vpermt2b" in text or "vpermi2b" in text
+    assert "vpmulld" not in text
+    assert "vpmulld" in asm(arithmetic)
+
+
+def test_only_targets_with_a_byte_permute_look_up():
+    assert lookup_supported(VBMI)
+    assert not lookup_supported(tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake"}))
+    assert not lookup_supported(None)
