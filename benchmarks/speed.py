@@ -203,9 +203,11 @@ the loads overlap with the arithmetic instead of stalling each edge.
 values/s per core. INT4 computes its messages (packed nibbles are not the bytes a table
 indexes) and adds the nibble decode (shifts on every value, two output vectors per byte
 vector read); it saves only memory traffic, so its aggregation runs at
-{r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8's speed here. INT4 halves the parameter bytes ({r["dqc_int8_weight_bytes"]:,} ->
-{r["dqc_int4_weight_bytes"]:,}) and the gathered table; it pays off in time only where memory
-is the bound (boards with little cache and bandwidth)."""
+{r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8's speed here. INT4 holds its parameters in
+{r["dqc_int4_weight_bytes"]:,} bytes against INT8's {r["dqc_int8_weight_bytes"]:,} (on CPUs
+that look messages up, INT8's include a 64 KB table per GCN layer) and halves the gathered
+table; it pays off in time only where memory is the bound (boards with little cache and
+bandwidth)."""
 
 
 def cora_floor(rows: list[dict]) -> str:
