@@ -7,7 +7,8 @@ Phases, each a list of passes (run in order, instrumented by ``--dump-ir``):
   flagged by the kernel that quantizes it), ``AddGraphPrep`` (``main(x, edge_index)`` builds
   its CSR), ``SparseInputMatmul`` (sparse inputs only: the first matmul skips their zeros),
   ``LegalizeOps`` with dqc's kernels, ``FuseInputRecode`` (the first matmul's input
-  recode inside the kernel quantizing ``x``), ``PackInt4Weights`` (4-bit weights two
+  recode inside the kernel quantizing ``x``), ``FuseInputMatmul`` (on AMX, that quantizing
+  inside the first matmul itself), ``PackInt4Weights`` (4-bit weights two
   per byte), TVM's operator fusion
 
 * schedule: dqc's default schedule rules (``dqc.schedules``) on every kernel
@@ -27,6 +28,7 @@ from dqc.passes.add_graph_prep import AddGraphPrep
 from dqc.passes.check_finite_input import CheckFiniteInput
 from dqc.passes.fold_qdq import FoldQDQ
 from dqc.passes.fold_scales import FoldScales
+from dqc.passes.fuse_input_matmul import FuseInputMatmul
 from dqc.passes.fuse_input_recode import FuseInputRecode
 from dqc.passes.legalize import DQC_LEGALIZE_MAP
 from dqc.passes.lower_message_passing import LowerMessagePassing
@@ -48,6 +50,7 @@ def lower_passes(self_loops: str, sparse_input: bool = False) -> list:
         *([SparseInputMatmul()] if sparse_input else []),
         relax.transform.LegalizeOps(customize_legalize_map=DQC_LEGALIZE_MAP),
         FuseInputRecode(),
+        FuseInputMatmul(),
         relax.transform.EliminateCommonSubexpr(),  # e.g. layers quantizing the same norm alike
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),

@@ -42,6 +42,12 @@ PROFILES = {
             features=("avx512", "vnni"),
         ),
         Profile(
+            "x86-amx",
+            {"kind": "llvm", "mcpu": "sapphirerapids"},
+            "x86-64 with AMX int8 tiles (Sapphire Rapids and newer Xeons; Linux 5.16+)",
+            features=("avx512", "vnni", "amx"),
+        ),
+        Profile(
             "arm64-neon",
             {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]},
             "generic 64-bit ARM with NEON",

@@ -21,6 +21,7 @@ from dqc.kernels import (
     edge_softmax,
     index_add,
     qmatmul,
+    qmatmul_amx,
     qmatmul_avx2,
     qmatmul_sdot,
     qmatmul_vnni,
@@ -120,11 +121,13 @@ def _edge_softmax_float(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 
 
 def _dot_product_kernel() -> str | None:
-    """``"vnni"``, ``"sdot"`` or ``"avx2"`` when the current target has that dot product
-    (VNNI's 4 bytes, ARM's 4 bytes, AVX2's 2 int16)."""
+    """``"amx"``, ``"vnni"``, ``"sdot"`` or ``"avx2"`` when the current target has that dot
+    product (AMX tiles of bytes, VNNI's 4 bytes, ARM's 4 bytes, AVX2's 2 int16)."""
     target = tvm.target.Target.current(allow_none=True)
     if target is None:
         return None
+    if codegen.llvm_cpu_has_features(["amx-tile", "amx-int8"], target):
+        return "amx"
     if codegen.llvm_cpu_has_features(["avx512vnni"], target):
         return "vnni"
     if target.features.has_dotprod:
@@ -134,11 +137,13 @@ def _dot_product_kernel() -> str | None:
     return None
 
 
-# (activation dtype, int32 lanes, block multiple, kernel maker) of each dot-product kernel
+# (activation dtype, int32 lanes, block multiple, K multiple, kernel maker) of each
+# dot-product kernel
 DOT_PRODUCT_KERNELS = {
-    "vnni": ("uint8", qmatmul_vnni.LANES, 1, qmatmul_vnni.qmatmul_vnni),
-    "sdot": ("int8", qmatmul_sdot.LANES, qmatmul_sdot.GROUP, qmatmul_sdot.qmatmul_sdot),
-    "avx2": ("int16", qmatmul_avx2.LANES, qmatmul_avx2.GROUP, qmatmul_avx2.qmatmul_avx2),
+    "amx": ("uint8", qmatmul_amx.LANES, 1, qmatmul_amx.K_STEP, qmatmul_amx.qmatmul_amx),
+    "vnni": ("uint8", qmatmul_vnni.LANES, 1, 4, qmatmul_vnni.qmatmul_vnni),
+    "sdot": ("int8", qmatmul_sdot.LANES, qmatmul_sdot.GROUP, 4, qmatmul_sdot.qmatmul_sdot),
+    "avx2": ("int16", qmatmul_avx2.LANES, qmatmul_avx2.GROUP, 2, qmatmul_avx2.qmatmul_avx2),
 }
 
 
@@ -160,14 +165,17 @@ def _qmatmul(bb: relax.BlockBuilder, call: relax.Call) -> relax.Expr:
 def _qmatmul_dot_product(
     bb, kind: str, a: relax.Expr, b: np.ndarray, a_zero: int, b_zero: int
 ) -> relax.Expr:
-    """A constant-weight matmul on VNNI (uint8 x int8), sdot (int8 x int8) or AVX2 (int16 x
-    int16): activations are recoded to the instruction's operand type first, their zero
-    point shifted with them (``qmatmul.recode_shift``)."""
+    """A constant-weight matmul on AMX or VNNI (uint8 x int8), sdot (int8 x int8) or AVX2
+    (int16 x int16): activations are recoded to the instruction's operand type first, their
+    zero point shifted with them (``qmatmul.recode_shift``), K zero-padded to the kernel's
+    multiple."""
     k, n = b.shape
-    dtype, lanes, multiple, make = DOT_PRODUCT_KERNELS[kind]
+    dtype, lanes, multiple, k_multiple, make = DOT_PRODUCT_KERNELS[kind]
     per_word = WORD_ELEMENTS[dtype]
-    groups = -(-k // per_word)
-    packed, blocks = qmatmul.pack_weights(b, lanes, multiple, per_word)
+    padded_k = -(-k // k_multiple) * k_multiple
+    groups = padded_k // per_word
+    b_padded = np.pad(b, ((0, padded_k - k), (0, 0)))  # zero activations meet the extra rows
+    packed, blocks = qmatmul.pack_weights(b_padded, lanes, multiple, per_word)
     width, shift = groups * per_word, qmatmul.recode_shift(str(a.ty.dtype), dtype)
     if (width, shift, dtype) == (k, 0, str(a.ty.dtype)):
         recoded = a  # already the kernel's operands (uint8 codes from an epilogue, say)

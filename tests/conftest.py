@@ -218,15 +218,17 @@ QMATMUL_CASES = [
 ]
 
 
-def qmatmul_operands(dtype: str, k: int, n: int, density: float = 1.0, seed: int = 0):
-    """Activations ``[37, k]`` (a zero row and a row of the largest code included) and int8
+def qmatmul_operands(
+    dtype: str, k: int, n: int, density: float = 1.0, seed: int = 0, rows: int = 37
+):
+    """Activations ``[rows, k]`` (a zero row and a row of the largest code included) and int8
     weights ``[k, n]`` (a column of -128), for ``dqc.qmatmul``."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     low, high = (-128, 128) if dtype == "int8" else (0, 256)
-    a = rng.integers(low, high, (37, k)) * (rng.random((37, k)) < density)
-    a[5], a[6] = 0, high - 1
+    a = rng.integers(low, high, (rows, k)) * (rng.random((rows, k)) < density)
+    a[5 % rows], a[6 % rows] = 0, high - 1
     w = rng.integers(-128, 128, (k, n)).astype(np.int8)
     w[:, 0] = -128
     return a.astype(dtype), w
@@ -255,16 +257,17 @@ def qmatmul_module(weights, dtype: str, target, a_zero: int = 5, b_zero: int = -
     return mod, [gv.name_hint for gv in mod.get_global_vars()]
 
 
-def assert_qmatmul_exact(case: tuple, target, kernel: str) -> None:
-    """``dqc.qmatmul`` of ``QMATMUL_CASES`` entry ``case``, built for ``target`` (run on this
-    CPU), uses ``kernel`` and equals the int64 product of the zero-centred codes."""
+def assert_qmatmul_exact(case: tuple, target, kernel: str, rows: int = 37) -> None:
+    """``dqc.qmatmul`` of ``QMATMUL_CASES`` entry ``case`` with ``rows`` activation rows,
+    built for ``target`` (run on this CPU), uses ``kernel`` and equals the int64 product of
+    the zero-centred codes."""
     import numpy as np
     import tvm
     from tvm import relax
 
     from dqc._tvm import tensor
 
-    a, w = qmatmul_operands(*case)
+    a, w = qmatmul_operands(*case, rows=rows)
     mod, kernels = qmatmul_module(w, str(a.dtype), target)
     assert kernel in kernels
     vm = relax.VirtualMachine(tvm.compile(mod, target), tvm.cpu())

@@ -57,15 +57,11 @@ def quantize_checked(
     arguments = dict(
         features=features, scale=scale, zero_point=zero_point, qmin=qmin, qmax=qmax, dtype=dtype
     )
-    exponent = T.uint32(NON_FINITE_EXPONENT)
-    out_dtype, width, shift = dtype, features, 0
     if recode is not None:
-        out_dtype, width, shift = str(recode["dtype"]), int(recode["width"]), int(recode["shift"])
-
-    def recoded(value):
-        if recode is None:
-            return value
-        return T.Cast(out_dtype, T.Cast("int32", value) + shift)
+        recode = {"dtype": str(recode["dtype"]), "width": int(recode["width"]),
+                  "shift": int(recode["shift"])}  # fmt: skip
+        arguments["recode"] = recode
+    out_dtype, width = (dtype, features) if recode is None else (recode["dtype"], recode["width"])
 
     @T.prim_func(s_tir=True)  # a root block, as Relax's pattern analysis expects
     def dqc_quantize_checked(var_x: T.handle, var_codes: T.handle, var_non_finite: T.handle):
@@ -78,14 +74,32 @@ def quantize_checked(
             for i in T.parallel(n):
                 non_finite[i] = T.int8(0)
                 for j in range(features):
-                    codes[i, j] = recoded(code(x[i, j], scale, zero_point, qmin, qmax, dtype))
-                    bits = T.bitwise_and(T.reinterpret("uint32", x[i, j]), exponent)
-                    non_finite[i] = non_finite[i] | T.Cast("int8", bits == exponent)
+                    codes[i, j] = input_code(x[i, j], arguments, recode)
+                    non_finite[i] = non_finite[i] | non_finite_flag(x[i, j])
                 if width > features:
                     for j in range(features, width):
                         codes[i, j] = T.Cast(out_dtype, 0)
 
     return dqc_quantize_checked.with_attr(CHECKED_ATTR, arguments)
+
+
+def input_code(value, arguments: dict, recode: dict | None = None):
+    """The code ``quantize_checked`` (``arguments``: its ``CHECKED_ATTR``) writes for one
+    input value, recoded for a matmul when ``recode`` is given."""
+    names = ("scale", "zero_point", "qmin", "qmax", "dtype")
+    scale, zero_point, qmin, qmax, dtype = (arguments[k] for k in names)
+    value = code(value, float(scale), int(zero_point), int(qmin), int(qmax), str(dtype))
+    if recode is None:
+        return value
+    shifted = tirx.Cast("int32", value) + tirx.const(int(recode["shift"]), "int32")
+    return tirx.Cast(str(recode["dtype"]), shifted)
+
+
+def non_finite_flag(value) -> tirx.PrimExpr:
+    """int8 1 when the float32 ``value`` is NaN or +-Inf (exponent bits all set), else 0."""
+    exponent = tirx.const(NON_FINITE_EXPONENT, "uint32")
+    bits = tirx.bitwise_and(tirx.reinterpret("uint32", value), exponent)
+    return tirx.Cast("int8", bits == exponent)
 
 
 def dequantize(q: te.Tensor, scale: float, zero_point: int):

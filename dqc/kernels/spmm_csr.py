@@ -325,7 +325,7 @@ def _element(buf, leaf: Leaf, row, flat) -> tirx.PrimExpr:
 
 def _prefetch_sources(leaves: list[Leaf], buffers, indices, ahead, feature_pass, width):
     """Hint the CPU to load edge ``ahead``'s source rows: the cache lines of the pass's
-    columns (whole rows for leaves of another width, in the first pass), among the first
+    columns (whole rows for leaves of another width, in the first pass), up to
     ``PREFETCH_LINES`` of each row. Sources are scattered over the
     node table, so hardware prefetchers cannot guess the next row: without the hint each edge
     waits for its own row to arrive."""
@@ -337,17 +337,26 @@ def _prefetch_sources(leaves: list[Leaf], buffers, indices, ahead, feature_pass,
         if leaf.width != width:
             if feature_pass.columns[0]:
                 continue
-            first, last = 0, math.ceil(row_bytes / CACHE_LINE)
+            first, end = 0, row_bytes
         else:
-            start, end = feature_pass.columns
-            first = start * bits // 8 // CACHE_LINE
-            last = math.ceil(end * bits / 8 / CACHE_LINE)
-        for line in range(first, min(last, PREFETCH_LINES)):
-            address = tirx.address_of(
-                _element(buf, leaf, indices[ahead], line * CACHE_LINE * 8 // bits)
-            )
+            start, stop = feature_pass.columns
+            first, end = start * bits // 8, min(math.ceil(stop * bits / 8), row_bytes)
+        for offset in _line_offsets(first, end, row_bytes):
+            address = tirx.address_of(_element(buf, leaf, indices[ahead], offset * 8 // bits))
             # llvm.prefetch(address, read, high temporal locality, data cache)
             T.evaluate(tirx.call_intrin("void", "tirx.prefetch", address, 0, 3, 1))
+
+
+def _line_offsets(first: int, end: int, row_bytes: int) -> list[int]:
+    """Byte offsets, within a row, that touch every cache line of its bytes ``first ..
+    end`` (the first ``PREFETCH_LINES`` lines of the row): one per 64 bytes, and the last
+    byte of a row read in one pass that is not a whole number of lines (a 41-byte row
+    straddles two lines at 40 of the 64 places it can start)."""
+    offsets = [o for o in range(first, end, CACHE_LINE) if o < PREFETCH_LINES * CACHE_LINE]
+    whole_row = first == 0 and end == row_bytes <= PREFETCH_LINES * CACHE_LINE
+    if whole_row and row_bytes % CACHE_LINE and end - 1 > offsets[-1]:
+        offsets.append(end - 1)
+    return offsets
 
 
 def _finisher(leaves, buffers, indices, epilogue: Node | None, shape: tuple[int, ...]):

@@ -1,6 +1,7 @@
 """The message kernel asks for source rows ``PREFETCH_EDGES`` edges ahead: one prefetch per
-cache line of each gathered row, up to ``PREFETCH_LINES``, on x86 and on AArch64; a row
-wider than one pass over the edges is prefetched part by part."""
+cache line of each gathered row, up to ``PREFETCH_LINES``, on x86 and on AArch64 (plus the
+row's last byte where rows are not whole lines); a row wider than one pass over the edges is
+prefetched part by part."""
 
 import re
 
@@ -23,6 +24,8 @@ TARGETS = {"x86": "llvm", "aarch64": PROFILES["arm64-neon"].target}
     [
         (128, "float32", 8),  # 2 passes of 4 lines
         (128, "int8", 2),  # 2 passes of 1 line
+        (41, "int8", 2),  # 1 pass; its 41 bytes straddle two lines at most places
+        (41, "float32", 4),  # 1 pass of 164 bytes: 3 lines, straddling a fourth mostly
         (1433, "int8", PREFETCH_LINES),  # 23 passes of 1 line, the first 16 prefetched
     ],
 )
