@@ -173,8 +173,9 @@ def _message_work(spec: dict) -> str:
             "Each message is a function of two bytes (the edge's norm code, the source's "
             "feature code), so the INT8 kernel reads it from a 256 x 256 table built at "
             "compile time (`dqc.kernels.spmm_lookup`): per 64 values two `vpermi2b`, a "
-            "blend, and sign-extending shifts into int16 sums, where the arithmetic it "
-            "replaces took seven instructions per 16 values and FP32 needs one FMA."
+            "blend, and two 16-bit additions and a shift (the words' and the high bytes' "
+            "sums, from which the low bytes' follow), where the arithmetic it replaces took "
+            "seven instructions per 16 values and FP32 needs one FMA."
         )
     if codegen.llvm_cpu_has_features(["avx512f"], target):
         return (

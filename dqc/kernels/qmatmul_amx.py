@@ -26,6 +26,8 @@ configuration, which is per thread.
 
 from __future__ import annotations
 
+import math
+
 from tvm import tirx
 from tvm.script.ir_builder import IRBuilder
 from tvm.script.ir_builder import tirx as T
@@ -38,6 +40,10 @@ LANES = 16  # int32 columns of one sum tile: output columns per block
 SUM_TILES = 6
 ACTIVATION_TILE, WEIGHT_TILE = 6, 7
 TILES_PER_TASK = 4  # row tiles a parallel task runs after loading the configuration
+CACHE_LINE = 64
+# Rows of x requested ahead of their quantization (a tile: the next tile's rows load while
+# this one multiplies; Reddit-shaped first layer 13.0 -> 10.8 ms, 32 rows no better)
+PREFETCH_ROWS = ROWS
 AMX_ATTR = "dqc.qmatmul_amx"  # {groups, blocks}: the kernel's shape, for FuseInputMatmul
 # Linux: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA), through syscall(2)
 SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XTILEDATA = 158, 0x1023, 18
@@ -99,6 +105,10 @@ def _quantize_rows(x, non_finite, quantize: dict, row, m, padded, width: int) ->
     with T.serial(ROWS) as r:
         with T.If(row + r < m):
             with T.Then():
+                ahead = tirx.min(row + r + PREFETCH_ROWS, m - 1)
+                with T.serial(math.ceil(features * 4 / CACHE_LINE)) as line:
+                    address = tirx.address_of(x[ahead, line * (CACHE_LINE // 4)])
+                    T.evaluate(tirx.call_intrin("void", "tirx.prefetch", address, 0, 3, 1))
                 T.buffer_store(non_finite, tirx.const(0, "int8"), [row + r])
                 with T.serial(features) as j:
                     value = x[row + r, j]
@@ -186,7 +196,7 @@ def qmatmul_amx(groups: int, blocks: int, quantize: dict | None = None):
                 "syscall",
                 *(tirx.const(v, "int64") for v in (SYS_ARCH_PRCTL, ARCH_REQ_XCOMP_PERM, XTILEDATA)),
             )
-            message = "the OS refused AMX tile data (Linux 5.16 and later grant it)"
+            message = "AMX tile data refused: this CPU lacks AMX, or the OS predates Linux 5.16"
             with T.Assert(granted == tirx.const(0, "int64"), message):
                 tasks = (m + ROWS * TILES_PER_TASK - 1) // (ROWS * TILES_PER_TASK)
                 with T.parallel(0, tasks) as task:

@@ -10,14 +10,16 @@ Per edge the kernel loads the table's row for ``a_k`` (256 bytes, four registers
 64 features at once: AVX-512 VBMI's ``vpermi2b`` indexes a 128-byte table held in two
 registers by the low 7 bits of each byte, so two of them and a blend on the top bit cover the
 row. Where the arithmetic spends seven instructions on 16 values (``vpmulld`` among them),
-this spends about six on 64, and the kernel becomes bound by fetching the source rows.
+this spends seven on 64, counting the sums below.
 
-Table entries are ``code - offset`` with ``offset = qmin + 128``, so every entry fits int8;
-the row's sum gets ``count * (offset - zero_point)`` back at the end (``correction``). Sums
-run in int16 lanes for up to ``RUN`` edges (``255 * 128 < 2^15``), then widen into int32.
-The int16 view of 64 looked-up bytes holds feature ``2i`` in each lane's low byte and
-``2i + 1`` in its high byte: ``(v << 8) >> 8`` and ``v >> 8`` sign-extend them without the
-lane-crossing shuffles a byte-to-word widening costs, so even and odd features sum apart.
+Table entries are ``code - qmin``, bytes 0 .. 255; the row's sum gets ``count * (qmin -
+zero_point)`` back at the end (``correction``). The 16-bit view of 64 looked-up bytes holds
+feature ``2i`` in each word's low byte and ``2i + 1`` in its high byte. Per edge the kernel
+adds the words (wrapping) and the high bytes (``w >> 8``) into uint16 sums, two additions
+and a shift per 64 features and no lane-crossing widening: for up to ``RUN`` edges the
+high bytes' sum is exact (``257 * 255 = 65,535``), and so is the low bytes' sum, which is
+the words' sum minus 256 times the high bytes' sum, modulo 2^16. Every ``RUN`` edges both
+widen into int32.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from tvm.target import Target, codegen
 from dqc.fixed_point import FixedPoint, requantize_product
 
 LANES = 64  # bytes one AVX-512 register looks up at once
-RUN = 255  # edges summed in int16 lanes before widening: |entry| <= 128, 255 * 128 < 2^15
+RUN = 257  # edges summed in uint16 lanes before widening: entries <= 255, 257 * 255 < 2^16
 TABLE_ROW = 256
 PERMUTE = "llvm.x86.avx512.vpermi2var.qi.512"  # vpermi2b / vpermt2b
 # Function attribute of kernels written in explicit vectors: no tuning space (meta_schedule
@@ -76,9 +78,8 @@ def product_table(attrs: dict, a: tuple[str, int], b: tuple[str, int]) -> tuple[
     codes = requantize_product(
         values(*a)[:, None], values(*b)[None, :], fixed, zero_point, qmin, qmax
     )
-    offset = qmin + 128
-    correction = offset - zero_point if attrs.get("centered", False) else offset
-    return (codes - offset).astype(np.int8).reshape(-1), correction
+    correction = qmin - zero_point if attrs.get("centered", False) else qmin
+    return (codes - qmin).astype(np.uint8).view(np.int8).reshape(-1), correction
 
 
 def _codes(buf, row: tirx.PrimExpr, vector: int, width: int) -> tirx.PrimExpr:
@@ -98,7 +99,7 @@ def _codes(buf, row: tirx.PrimExpr, vector: int, width: int) -> tirx.PrimExpr:
 
 
 def _lookup(table, row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
-    """Entries ``table[row + index]`` of 64 byte indices, as int16x32 (two per lane)."""
+    """Entries ``table[row + index]`` of 64 byte indices, as uint16x32 (two per lane)."""
 
     def part(start: int) -> tirx.PrimExpr:
         return table[tirx.Ramp(row + start, 1, LANES)]
@@ -106,7 +107,7 @@ def _lookup(table, row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
     low = tirx.call_llvm_pure_intrin(f"int8x{LANES}", PERMUTE, part(0), index, part(64))
     high = tirx.call_llvm_pure_intrin(f"int8x{LANES}", PERMUTE, part(128), index, part(192))
     upper = index < tirx.Broadcast(tirx.const(0, "int8"), LANES)  # the byte's top bit
-    return tirx.reinterpret(f"int16x{LANES // 2}", tirx.Select(upper, high, low))
+    return tirx.reinterpret(f"uint16x{LANES // 2}", tirx.Select(upper, high, low))
 
 
 def lookup_row(
@@ -128,26 +129,26 @@ def lookup_row(
     half = vectors * LANES // 2  # even features in [0, half), odd ones in [half, 2 * half)
     pairs = LANES // 2
     acc = T.decl_buffer((2 * half,), "int32", scope="global")
-    run = T.decl_buffer((2 * half,), "int16", scope="global")
-    eight = tirx.Broadcast(tirx.const(8, "int16"), pairs)
+    run = T.decl_buffer((2 * half,), "uint16", scope="global")  # words' sums, high bytes'
+    eight = tirx.Broadcast(tirx.const(8, "uint16"), pairs)
 
     def widen() -> None:
+        with T.serial(half) as j:
+            low = run[j] - tirx.shift_left(run[half + j], tirx.const(8, "uint16"))
+            T.buffer_store(acc, acc[j] + tirx.Cast("int32", low), [j])
+            T.buffer_store(acc, acc[half + j] + tirx.Cast("int32", run[half + j]), [half + j])
         with T.serial(2 * half) as j:
-            T.buffer_store(acc, acc[j] + tirx.Cast("int32", run[j]), [j])
-            T.buffer_store(run, tirx.const(0, "int16"), [j])
+            T.buffer_store(run, tirx.const(0, "uint16"), [j])
 
     with T.serial(2 * half) as j:
         T.buffer_store(acc, tirx.const(0, "int32"), [j])
-        T.buffer_store(run, tirx.const(0, "int16"), [j])
+        T.buffer_store(run, tirx.const(0, "uint16"), [j])
     with T.serial(begin, end) as k:
         prefetch(k)
         row = tirx.Cast("int64", tirx.Cast("uint8", edge_code(k))) * TABLE_ROW
         for v in range(vectors):
-            looked_up = _lookup(table, row, _codes(codes, indices[k], v, width))
-            for start, part in (
-                (v * pairs, tirx.shift_right(tirx.shift_left(looked_up, eight), eight)),
-                (half + v * pairs, tirx.shift_right(looked_up, eight)),
-            ):
+            words = _lookup(table, row, _codes(codes, indices[k], v, width))
+            for start, part in ((v * pairs, words), (half + v * pairs, words >> eight)):
                 lanes = tirx.Ramp(start, 1, pairs)
                 T.buffer_store(run, run[lanes] + part, [lanes])
         with T.If(tirx.floormod(k - begin, RUN) == RUN - 1):
