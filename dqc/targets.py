@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 import tvm
 from tvm.target import codegen
 
+from dqc.kernels.qmatmul_amx import AMX_FEATURES, amx_granted
+
 
 @dataclass(frozen=True)
 class Profile:
@@ -99,8 +101,12 @@ def full_width_vectors(spec: dict) -> dict:
 
 
 def host_target() -> dict:
-    """The machine dqc runs on: LLVM with its detected CPU."""
-    return {"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu())}
+    """The machine dqc runs on: LLVM with its detected CPU, without AMX where the OS does not
+    grant this process the tile state (Linux before 5.16), so host builds run here."""
+    spec = {"kind": "llvm", "mcpu": str(codegen.llvm_get_system_cpu())}
+    if codegen.llvm_cpu_has_features(AMX_FEATURES, tvm.target.Target(spec)) and not amx_granted():
+        spec["mattr"] = [f"-{feature}" for feature in AMX_FEATURES]
+    return spec
 
 
 def parse_target_string(text: str) -> dict:

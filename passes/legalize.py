@@ -126,7 +126,7 @@ def _dot_product_kernel() -> str | None:
     target = tvm.target.Target.current(allow_none=True)
     if target is None:
         return None
-    if codegen.llvm_cpu_has_features(["amx-tile", "amx-int8"], target):
+    if codegen.llvm_cpu_has_features(qmatmul_amx.AMX_FEATURES, target):
         return "amx"
     if codegen.llvm_cpu_has_features(["avx512vnni"], target):
         return "vnni"

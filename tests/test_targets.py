@@ -72,3 +72,24 @@ def test_avx512_targets_keep_512_bit_vectors():
     widening = re.compile(r"vpmovsxbd\s+\S+,\s*%zmm")  # 16 int8 codes -> 16 int32 lanes
     assert widening.search(asm(spec))
     assert not widening.search(asm(kept))
+
+
+def test_host_builds_leave_out_amx_the_os_does_not_grant(monkeypatch):
+    """Without the OS's leave to use AMX tiles (Linux before 5.16), a host build takes the
+    VNNI matmul instead of kernels that would stop with an error here."""
+    import tvm
+    from dqc.passes.legalize import _dot_product_kernel
+    from tvm.target import codegen
+
+    import dqc.targets
+    from dqc.kernels.qmatmul_amx import AMX_FEATURES
+
+    monkeypatch.setattr(codegen, "llvm_get_system_cpu", lambda: "sapphirerapids")
+    monkeypatch.setattr(dqc.targets, "amx_granted", lambda: False)
+    refused = dqc.targets.host_target()
+    assert refused["mattr"] == [f"-{f}" for f in AMX_FEATURES]
+    with tvm.target.Target(refused):
+        assert _dot_product_kernel() == "vnni"
+    monkeypatch.setattr(dqc.targets, "amx_granted", lambda: True)
+    with tvm.target.Target(dqc.targets.host_target()):
+        assert _dot_product_kernel() == "amx"
