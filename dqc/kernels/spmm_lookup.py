@@ -155,7 +155,13 @@ def lookup_row(
             with T.Then():
                 widen()
     widen()
+    # Back to feature order first (LLVM turns the pairs into two-source shuffles), so that
+    # the epilogue reads and writes contiguous lanes: a strided output would be written one
+    # byte at a time.
+    ordered = T.decl_buffer((2 * half,), "int32", scope="global")
     count = tirx.Cast("int32", end - begin) * tirx.const(correction, "int32")
-    for parity, extent in ((0, (width + 1) // 2), (1, width // 2)):
-        with T.serial(extent) as i:
-            store(acc[parity * half + i] + count, 2 * i + parity)
+    with T.serial(half) as i:
+        T.buffer_store(ordered, acc[i] + count, [2 * i])
+        T.buffer_store(ordered, acc[half + i] + count, [2 * i + 1])
+    with T.serial(width) as j:
+        store(ordered[j], j)
