@@ -217,6 +217,7 @@ def compile_checkpoint(
         "task": config.task,
         "inputs": _input_spec(config),
         "outputs": outputs,
+        "checks_node_ids": True,  # dqc.kernels.graph_prep stops on an id outside [0, N)
         "bounds": {
             "max_nodes": bounds.max_nodes,
             "max_edges": bounds.max_edges,

@@ -45,10 +45,18 @@ def accumulator_in_degree_bound(message_bits: int) -> int:
     return (2**31 - 1) // (2**message_bits - 1)
 
 
+def check_node_ids(edge_index: np.ndarray, num_nodes: int) -> None:
+    """``ValueError`` naming the first kind of bad id: negative, or past the last node."""
+    # One pass: read as unsigned, a negative id is larger than any node count.
+    unsigned = np.uint64 if edge_index.dtype == np.int64 else np.uint32
+    if edge_index.size and int(edge_index.view(unsigned).max()) >= num_nodes:
+        low, high = int(edge_index.min()), int(edge_index.max())
+        if low < 0:
+            raise ValueError(f"edge_index has a negative node id ({low})")
+        raise ValueError(f"edge_index refers to node {high}, but x has only {num_nodes} nodes")
+
+
 def _check_in_degree(edge_index: np.ndarray, num_nodes: int, max_in_degree: int) -> None:
-    # Every node has at most E in-edges plus its self-loop: only count when that can overflow.
-    if edge_index.shape[1] + 1 <= max_in_degree:
-        return
     src, dst = edge_index
     in_degree = np.bincount(dst[src != dst], minlength=num_nodes) + 1
     node = int(in_degree.argmax())
@@ -67,10 +75,12 @@ def check_inputs(
     max_edges: int,
     max_in_degree: int | None = None,
     check_finite: bool = True,
+    check_ids: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Checked ``(x float32 [N, F], edge_index int64 [2, E])``; a ``ValueError`` names the
     problem. ``max_in_degree`` (integer builds) is ``accumulator_in_degree_bound``;
-    ``check_finite=False`` leaves NaN / Inf to a binary that flags them itself."""
+    ``check_finite=False`` leaves NaN / Inf to a binary that flags them itself, and
+    ``check_ids=False`` node ids to a binary that checks them (``dqc.kernels.graph_prep``)."""
 
     x = _as_numpy(x, "x")
     edge_index = _as_numpy(edge_index, "edge_index")
@@ -97,14 +107,12 @@ def check_inputs(
         raise ValueError(
             f"edge_index has {edge_index.shape[1]} edges, over the compiled bound of {max_edges}"
         )
-    # One pass: read as unsigned, a negative id is larger than any node count.
-    unsigned = np.uint64 if edge_index.dtype == np.int64 else np.uint32
-    if edge_index.size and int(edge_index.view(unsigned).max()) >= num_nodes:
-        low, high = int(edge_index.min()), int(edge_index.max())
-        if low < 0:
-            raise ValueError(f"edge_index has a negative node id ({low})")
-        raise ValueError(f"edge_index refers to node {high}, but x has only {num_nodes} nodes")
-    if edge_index.size and max_in_degree is not None:
+    # Every node has at most E in-edges plus its self-loop: only count when that can overflow
+    # (counting needs valid ids, so then they are checked here whoever else checks them).
+    count_degrees = max_in_degree is not None and edge_index.shape[1] + 1 > max_in_degree
+    if check_ids or count_degrees:
+        check_node_ids(edge_index, num_nodes)
+    if edge_index.size and count_degrees:
         _check_in_degree(edge_index, num_nodes, max_in_degree)
     return x, edge_index.astype(np.int64, copy=False)
 

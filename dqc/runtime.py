@@ -1,7 +1,8 @@
 """Load and run a compiled model: ``dqc.load("out/").predict(x, edge_index)``.
 
 The runtime checks inputs against the manifest (dtypes, shapes, finite values, node ids,
-compiled bounds), then calls the model's Relax VM where it can run:
+compiled bounds; what the binary checks itself, it leaves to the binary and names the problem
+when the binary reports one), then calls the model's Relax VM where it can run:
 
 * in this process, when the build is for this machine's CPU;
 * on a remote TVM RPC server (``rpc="host:port"``, or a tracker and key), which receives
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from tvm import relax, rpc
 
 from dqc._tvm import tensor
 from dqc.compiler import FORMAT, MANIFEST, VERSION
-from dqc.graph_prep import check_batch, check_inputs
+from dqc.graph_prep import check_batch, check_inputs, check_node_ids
+from dqc.kernels.graph_prep import NODE_ID_ERROR
 from dqc.profiling import kernel_times
 from dqc.targets import is_cross, target_arch
 
@@ -118,6 +121,17 @@ def connect(rpc_address: str | None = None, tracker: str | None = None, key: str
     return None, None
 
 
+@contextmanager
+def _node_ids_checked(edge_index: np.ndarray, num_nodes: int):
+    """Where the binary stopped on a bad node id, the ``ValueError`` naming it."""
+    try:
+        yield
+    except RuntimeError as err:
+        if NODE_ID_ERROR in str(err):
+            check_node_ids(edge_index, num_nodes)
+        raise
+
+
 @dataclass
 class CompiledModel:
     """A compiled GNN: ``predict(x, edge_index) -> logits`` (float32 ``[N, classes]``), or for
@@ -152,6 +166,7 @@ class CompiledModel:
                 bounds["max_edges"],
                 bounds.get("max_in_degree"),
                 check_finite=self._flags_output is None,
+                check_ids=not self.manifest.get("checks_node_ids", False),
             )
         )
         if self.graph_level:
@@ -180,7 +195,10 @@ class CompiledModel:
     def predict(self, x, edge_index, batch=None) -> np.ndarray:
         """Logits of every node (of every graph of ``batch`` for graph-level models);
         ``ValueError`` on invalid input."""
-        return self._logits(self.vm.run("main", self.check(x, edge_index, batch))[0])
+        arrays = self.check(x, edge_index, batch)
+        with _node_ids_checked(arrays[1], arrays[0].shape[0]):
+            outputs = self.vm.run("main", arrays)[0]
+        return self._logits(outputs)
 
     def time_ms(self, x, edge_index, batch=None, repeats: int = 10) -> float:
         """Median ms of one ``main`` call where the model runs (remote timings over RPC)."""
@@ -189,7 +207,8 @@ class CompiledModel:
     def prepare(self, x: np.ndarray, edge_index: np.ndarray, batch=None) -> tuple:
         """The graph in the binary's CSR layout (and the batch's ``graph_ptr``), for repeated
         ``forward`` calls (checked input; in-process models only)."""
-        graph = tuple(self._local().vm["prepare"](tensor(x), tensor(edge_index)))
+        with _node_ids_checked(edge_index, x.shape[0]):
+            graph = tuple(self._local().vm["prepare"](tensor(x), tensor(edge_index)))
         if self.graph_level:
             graph += (tensor(check_batch(batch, x.shape[0])),)
         return graph

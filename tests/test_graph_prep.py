@@ -28,3 +28,13 @@ def test_finite_values_whose_squares_overflow_are_accepted():
     assert not np.isfinite(np.dot(flat, flat))
     checked, _ = check(x)
     assert np.array_equal(checked, x)
+
+
+def test_node_ids_are_left_to_a_binary_that_checks_them_unless_degrees_are_counted():
+    x = np.ones((4, 3), np.float32)
+    bad = np.array([[0, 1, 7], [1, 2, 3]])
+    kwargs = dict(num_features=3, max_nodes=10**6, max_edges=100, check_ids=False)
+    checked, _ = check_inputs(x, bad, **kwargs)  # the binary stops on node 7 instead
+    assert checked is x
+    with pytest.raises(ValueError, match="refers to node 7"):  # counting needs valid ids
+        check_inputs(x, bad, max_in_degree=2, **kwargs)

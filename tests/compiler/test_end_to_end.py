@@ -85,6 +85,7 @@ BAD_INPUTS = {
 @pytest.mark.parametrize("message", BAD_INPUTS, ids=list(BAD_INPUTS))
 def test_bad_inputs_raise_value_errors(compiled_cora, tmp_path, message):
     model = load(compiled_cora("gcn"))
+    assert model.manifest["checks_node_ids"]  # bad ids reach the binary, which stops on them
     model.manifest["bounds"]["max_nodes"] = 4096  # a small bound to test the check
     x = np.random.default_rng(0).random((9, 1433), dtype=np.float32)
     edges = np.array([[0, 1, 2], [1, 2, 3]])
