@@ -81,12 +81,14 @@ def requantize(
     multipliers: te.Tensor | None = None,
 ):
     """Elementwise requantize of same-shape ``terms``; ``bias`` indexed by the last axis, as
-    is ``multipliers`` (int64 ``[terms, C]``), the table of per-channel multipliers."""
+    is ``multipliers`` (int32 ``[terms, C]``), the table of per-channel multipliers."""
 
     def code(*i):
         values = [t(*i) for t in terms]
         b = None if bias is None else bias(i[-1])
-        m = None if multipliers is None else [multipliers[k, i[-1]] for k in range(len(terms))]
+        m = None
+        if multipliers is not None:
+            m = [tirx.Cast("int64", multipliers[k, i[-1]]) for k in range(len(terms))]
         return requantize_value(
             values, zero_points, fixed, zero_point, qmin, qmax, dtype, b, multipliers=m
         )
