@@ -116,6 +116,15 @@ def test_remote_logits_are_identical(compiled_cora, cora, rpc_server, arch):
     assert np.array_equal(load(out, rpc=rpc_server).predict(x, edges), load(out).predict(x, edges))
 
 
+def test_a_bad_node_id_stops_the_remote_binary_with_a_value_error(compiled_cora, cora, rpc_server):
+    """The remote graph preparation rejects the id; the error crosses RPC and is named."""
+    model = load(compiled_cora("gcn"), rpc=rpc_server)
+    edges = cora.edge_index.numpy().copy()
+    edges[0, 5] = cora.num_nodes
+    with pytest.raises(ValueError, match=f"refers to node {cora.num_nodes}"):
+        model.predict(cora.x.numpy(), edges)
+
+
 def test_tracker_hands_out_the_server(compiled_cora, cora, tracker_with_server):
     x, edges = cora.x.numpy(), cora.edge_index.numpy()
     model = load(compiled_cora("gcn"), tracker=tracker_with_server, key="dqc-test")

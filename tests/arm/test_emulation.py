@@ -39,6 +39,14 @@ def test_sparse_input_build_equals_reference(trained_cora, cora, tmp_path):
     assert np.array_equal(arm.predict(x, edges), IntegerReference(checkpoint).predict(x, edges))
 
 
+def test_a_negative_node_id_stops_the_aarch64_binary_with_a_value_error(compiled_cora, cora):
+    """The aarch64 graph preparation rejects the id; the runner's error is named."""
+    edges = cora.edge_index.numpy().copy()
+    edges[1, 7] = -3
+    with pytest.raises(ValueError, match=r"negative node id \(-3\)"):
+        load(compiled_cora("gcn", target="arm64-dotprod")).predict(cora.x.numpy(), edges)
+
+
 def test_build_without_dotprod_equals_x86_build(compiled_cora, cora):
     x, edges = cora.x.numpy(), cora.edge_index.numpy()
     logits = load(compiled_cora("gcn", target="rpi4")).predict(x, edges)
