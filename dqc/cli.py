@@ -389,10 +389,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--sparse-input",
         choices=MODES,
         default="auto",
-        help="multiply only the input's nonzero features in the first layer; auto: INT8 "
+        help="multiply only the input's nonzero features in the first layer; auto: quantized "
         f"models whose training input was at most {100 * MAX_NONZERO_FRACTION:g} %% nonzero, "
-        "on "
-        "AVX-512 targets",
+        "on AVX-512 targets",
     )
     compile_.add_argument("--fp32", action="store_true", help="compile as a float program")
     compile_.add_argument("-q", "--quiet", action="store_true", help="no stage progress")

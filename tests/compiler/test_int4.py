@@ -36,13 +36,16 @@ def test_aarch64_int4_equals_x86_and_reference(compiled_cora, trained_cora, cora
 
 
 def test_int4_storage_is_packed(trained_cora, tmp_path):
-    """Weights take half the bytes of the same model at INT8 (both reading x densely), and
-    the aggregation gathers packed codes."""
+    """Weights take half the bytes of the same model at INT8, whether the first layer reads x
+    densely or sparsely, and the aggregation gathers packed codes."""
     int4 = trained_cora("gcn", "dq-int4")
-    compile_checkpoint(int4, tmp_path / "int4", dump_ir=tmp_path / "ir")
-    compile_checkpoint(precision_twin(int4, 8), tmp_path / "int8", sparse_input="off")
-    bytes4 = read_manifest(tmp_path / "int4")["constant_bytes"]
-    bytes8 = read_manifest(tmp_path / "int8")["constant_bytes"]
-    assert bytes4 < 0.55 * bytes8
-    final = sorted((tmp_path / "ir").glob("*.py"))[-1].read_text()
-    assert "dqc_pack_int4" in final and "dqc_unpack_int4" in final
+    for mode in ("off", "on"):
+        compile_checkpoint(
+            int4, tmp_path / f"int4-{mode}", sparse_input=mode, dump_ir=tmp_path / mode
+        )
+        compile_checkpoint(precision_twin(int4, 8), tmp_path / f"int8-{mode}", sparse_input=mode)
+        bytes4 = read_manifest(tmp_path / f"int4-{mode}")["constant_bytes"]
+        bytes8 = read_manifest(tmp_path / f"int8-{mode}")["constant_bytes"]
+        assert bytes4 < 0.55 * bytes8
+        final = sorted((tmp_path / mode).glob("*.py"))[-1].read_text()
+        assert "dqc_pack_int4" in final and "dqc_unpack_int4" in final

@@ -17,13 +17,14 @@ def _target(name: str) -> tvm.target.Target:
     return tvm.target.Target(resolve_target(name)[0])
 
 
-def test_auto_needs_int8_a_sparse_training_input_and_avx512():
+def test_auto_needs_a_quantized_scheme_a_sparse_training_input_and_avx512():
     avx512, avx2, arm = (_target(t) for t in ("x86-avx512vnni", "x86-avx2", "arm64-dotprod"))
     sparse, dense = {NONZERO_KEY: 0.013}, {NONZERO_KEY: 2 * MAX_NONZERO_FRACTION}
     assert use_sparse_input("auto", "dq-int8", sparse, avx512)
     assert not use_sparse_input("auto", "dq-int8", dense, avx512)
     assert not use_sparse_input("auto", "dq-int8", {}, avx512)  # unknown: dense
-    assert not use_sparse_input("auto", "dq-int4", sparse, avx512)  # keeps packed weights
+    assert use_sparse_input("auto", "dq-int4", sparse, avx512)
+    assert not use_sparse_input("auto", "fp32", sparse, avx512)
     assert not use_sparse_input("auto", "dq-int8", sparse, avx2)
     assert not use_sparse_input("auto", "dq-int8", sparse, arm)
     assert use_sparse_input("on", "dq-int4", dense, arm)
