@@ -184,6 +184,22 @@ def _message_work(spec: dict) -> str:
     return arithmetic + "eight AVX2 instructions per eight values, where FP32 needs one FMA."
 
 
+def _int4_message_work(spec: dict) -> str:
+    """How the INT4 message loop computes GCN's messages on ``spec``'s CPU."""
+    if lookup_supported(tvm.target.Target(spec)):
+        return (
+            "INT4 looks its messages up too: a source code is a nibble, so the edge's table "
+            "row has 16 entries, stored four times in 64 bytes, and one `vpermb` reads 64 "
+            "low nibbles' entries, another the high nibbles' after a 16-bit shift: two "
+            "instructions per 128 values read from 64 bytes, half INT8's bytes and fewer "
+            "instructions."
+        )
+    return (
+        "INT4 computes its messages and adds the nibble decode (shifts on every value, two "
+        "output vectors per byte vector read); it saves memory traffic, not instructions."
+    )
+
+
 def analysis(rows: list[dict]) -> str:
     """What bounds the aggregation, from the Reddit-shaped row's numbers."""
     r = next(r for r in rows if r["workload"] == "reddit-shaped")
@@ -201,14 +217,11 @@ bias and ReLU applied to each row's sums as they are stored) take
 kernel asks for each edge's row {PREFETCH_EDGES} edges before it uses it (software prefetch):
 the loads overlap with the arithmetic instead of stalling each edge.
 {_message_work(r["dqc_target"])} The INT8 kernel runs {values / 1e6:,.0f} M message values at {rate:.1f} G
-values/s per core. INT4 computes its messages (packed nibbles are not the bytes a table
-indexes) and adds the nibble decode (shifts on every value, two output vectors per byte
-vector read); it saves only memory traffic, so its aggregation runs at
+values/s per core. {_int4_message_work(r["dqc_target"])} INT4's aggregation runs at
 {r["int4_aggregation_speedup_vs_int8"]:.2f}x INT8's speed here. INT4 holds its parameters in
 {r["dqc_int4_weight_bytes"]:,} bytes against INT8's {r["dqc_int8_weight_bytes"]:,} (on CPUs
-that look messages up, INT8's include a 64 KB table per GCN layer) and halves the gathered
-table; it pays off in time only where memory is the bound (boards with little cache and
-bandwidth)."""
+that look messages up, INT8's include a 64 KB table per GCN layer, INT4's a 16 KB one) and
+halves the gathered table."""
 
 
 def cora_floor(rows: list[dict]) -> str:

@@ -15,7 +15,8 @@ The elementwise ops after the aggregation that read nothing but its sums and con
 (requantize, bias, ReLU: each the only reader of the one before) go into the kernel as its
 epilogue, applied as each row's sums are stored. Under a target with AVX-512 VBMI, a message
 that is one ``requantize_product`` of an edge's byte code and the source's byte codes (GCN)
-is read from a table of all 65,536 results instead (``dqc.kernels.spmm_lookup``).
+is read from a table of all 65,536 results instead, or of 256 x 16 for the source's packed
+4-bit codes (``dqc.kernels.spmm_lookup``).
 
 Requires the function attribute ``dqc.graph_inputs`` naming the (src, dst, indptr) params
 (set by ``dqc.frontend.export``); intermediates used outside the message become kernel
@@ -220,12 +221,11 @@ def _table_lookup(message: Node, leaves: list[Leaf]) -> tuple[Lookup, np.ndarray
     edge_leaf, gather_leaf = leaves[edge[0].leaf], leaves[gathered[0].leaf]
     if edge_leaf.kind != "edge" or edge_leaf.width != 1 or gather_leaf.kind != "gather":
         return None
-    if gather_leaf.packed or gather_leaf.shape != message.shape:
+    if gather_leaf.shape != message.shape:
         return None
-    table, correction = product_table(
-        message.attrs, (str(edge_leaf.dtype), edge[1]), (str(gather_leaf.dtype), gathered[1])
-    )
-    return Lookup(edge[0].leaf, gathered[0].leaf, correction), table
+    a, b = (str(edge_leaf.dtype), edge[1]), (str(gather_leaf.dtype), gathered[1])
+    table, correction = product_table(message.attrs, a, b, gather_leaf.packed)
+    return Lookup(edge[0].leaf, gathered[0].leaf, correction, gather_leaf.packed), table
 
 
 def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:

@@ -29,7 +29,7 @@ from tvm.script.ir_builder import tirx as T
 from dqc.fixed_point import FixedPoint, clamp_free_codes
 from dqc.kernels.pack_int4 import packed_width, unpack_value
 from dqc.kernels.requantize import requantize_product_value, requantize_value
-from dqc.kernels.spmm_lookup import EXPLICIT_VECTORS, TABLE_ROW, Lookup, lookup_row
+from dqc.kernels.spmm_lookup import EXPLICIT_VECTORS, Lookup, lookup_row
 
 CACHE_LINE = 64  # bytes
 # Source rows are requested this many edges ahead of their use, up to this many cache lines
@@ -396,6 +396,7 @@ def _lookup_row(lookup: Lookup, table, leaves, buffers, indices, edges, out, vi,
         lookup.correction,
         prefetch,
         store,
+        lookup.packed,
     )
 
 
@@ -456,7 +457,8 @@ def spmm_csr(
     to ``[N, width]`` (packed: ``[N, ceil(width / 2)]``) / ``[E, width]`` / ``[width]``; a
     leaf of one value per node or edge is ``[N]`` / ``[E]``. Rows sum in ``sum_dtype``;
     ``out`` has the epilogue's dtype, if there is one. With ``lookup`` the messages come
-    from a table, an int8 ``[65536]`` argument before ``out`` (``dqc.kernels.spmm_lookup``)."""
+    from a table, an int8 ``[lookup.table_size]`` argument before ``out``
+    (``dqc.kernels.spmm_lookup``)."""
     out_dtype = sum_dtype if epilogue is None else epilogue.dtype
     width = math.prod(message.shape)
     free = _clamp_free(message)
@@ -475,7 +477,8 @@ def spmm_csr(
                 buf = T.match_buffer(T.arg(f"leaf{i}", T.handle()), shape, leaf.dtype)
                 buffers.append(buf)
             if lookup is not None:
-                table = T.match_buffer(T.arg("table", T.handle()), (TABLE_ROW**2,), "int8")
+                size = lookup.table_size
+                table = T.match_buffer(T.arg("table", T.handle()), (size,), "int8")
             out = T.match_buffer(T.arg("out", T.handle()), (n, width), out_dtype)
             with T.serial(n) as i:
                 with T.sblock("spmm"):
@@ -483,7 +486,7 @@ def spmm_csr(
                     reads = [indptr[vi : vi + 2], indices[0:e]]
                     reads += [b[tuple(slice(0, d) for d in b.shape)] for b in buffers]
                     if lookup is not None:
-                        reads.append(table[0 : TABLE_ROW**2])
+                        reads.append(table[0:size])
                     T.reads(*reads)
                     T.writes(out[vi, 0:width])
                     begin = tirx.Cast("int64", indptr[vi])

@@ -12,6 +12,14 @@ registers by the low 7 bits of each byte, so two of them and a blend on the top 
 row. Where the arithmetic spends seven instructions on 16 values (``vpmulld`` among them),
 this spends seven on 64, counting the sums below.
 
+INT4 sources are gathered two codes per byte (``dqc.kernels.pack_int4``: byte ``b`` holds
+features ``b`` and ``b + H``), and a code is a nibble: the edge's row has 16 entries, stored
+four times over in 64 bytes (``NIBBLE_ROW``), so one AVX-512 VBMI ``vpermb`` looks up 64
+low nibbles at once (it reads six index bits, and the two above the nibble pick one of the
+identical copies), and another the high nibbles after a 16-bit shift by 4: two instructions
+per 128 features, from a 16 KB table that stays in L1, where arithmetic decoded and
+multiplied the nibbles in int32 lanes.
+
 Table entries are ``code - qmin``, bytes 0 .. 255; the row's sum gets ``count * (qmin -
 zero_point)`` back at the end (``correction``). The 16-bit view of 64 looked-up bytes holds
 feature ``2i`` in each word's low byte and ``2i + 1`` in its high byte. Per edge the kernel
@@ -34,11 +42,14 @@ from tvm.script.ir_builder import tirx as T
 from tvm.target import Target, codegen
 
 from dqc.fixed_point import FixedPoint, requantize_product
+from dqc.kernels.pack_int4 import packed_width
 
 LANES = 64  # bytes one AVX-512 register looks up at once
 RUN = 257  # edges summed in uint16 lanes before widening: entries <= 255, 257 * 255 < 2^16
 TABLE_ROW = 256
+NIBBLE_ROW = 64  # a packed source's table row: its 16 entries four times (vpermb's 64 lanes)
 PERMUTE = "llvm.x86.avx512.vpermi2var.qi.512"  # vpermi2b / vpermt2b
+PERMUTE_ONE = "llvm.x86.avx512.permvar.qi.512"  # vpermb
 # Function attribute of kernels written in explicit vectors: no tuning space (meta_schedule
 # cannot even count their operations) and nothing for LLVM's loop vectorizer to choose.
 EXPLICIT_VECTORS = "dqc.explicit_vectors"
@@ -53,19 +64,28 @@ def lookup_supported(target: Target | None) -> bool:
 @dataclass(frozen=True)
 class Lookup:
     """Which of the kernel's leaves index the table: ``edge`` (one code per edge: the row)
-    and ``gather`` (the source's codes: the columns); ``correction`` is added to a row's sums
-    once per edge."""
+    and ``gather`` (the source's codes: the columns; ``packed``: 4-bit codes two per byte);
+    ``correction`` is added to a row's sums once per edge."""
 
     edge: int
     gather: int
     correction: int
+    packed: bool = False
+
+    @property
+    def table_size(self) -> int:
+        return TABLE_ROW * (NIBBLE_ROW if self.packed else TABLE_ROW)
 
 
-def product_table(attrs: dict, a: tuple[str, int], b: tuple[str, int]) -> tuple[np.ndarray, int]:
+def product_table(
+    attrs: dict, a: tuple[str, int], b: tuple[str, int], packed: bool = False
+) -> tuple[np.ndarray, int]:
     """The flattened ``[256 * 256]`` int8 table of ``requantize_product`` (its node ``attrs``)
     for every byte of the edge code ``a`` and gathered code ``b`` (each ``(dtype, zero
     point)``), entries minus ``qmin + 128``; and the per-edge correction that turns a sum of
-    entries into the sum of messages (centred messages: minus the zero point too)."""
+    entries into the sum of messages (centred messages: minus the zero point too).
+    ``packed``: ``b`` is a nibble (``dqc.kernels.pack_int4``), the table ``[256 * 64]``,
+    each row's 16 entries four times over."""
     zero_point, qmin, qmax = attrs["zero_point"], attrs["qmin"], attrs["qmax"]
     if qmax - qmin > 255:
         raise ValueError(f"message codes {qmin}..{qmax} do not fit one byte")
@@ -74,10 +94,16 @@ def product_table(attrs: dict, a: tuple[str, int], b: tuple[str, int]) -> tuple[
         """The zero-centred value of each byte read as ``dtype``."""
         return np.arange(256, dtype=np.uint8).view(dtype).astype(np.int64) - zero
 
+    def nibble_values(dtype: str, zero: int) -> np.ndarray:
+        """The zero-centred value of each nibble decoded as ``dtype`` (int8: sign-extended)."""
+        nibbles = np.arange(16, dtype=np.int64)
+        return (nibbles ^ 8) - 8 - zero if dtype == "int8" else nibbles - zero
+
     fixed = FixedPoint(attrs["multipliers"], attrs["shift"])
-    codes = requantize_product(
-        values(*a)[:, None], values(*b)[None, :], fixed, zero_point, qmin, qmax
-    )
+    columns = nibble_values(*b) if packed else values(*b)
+    codes = requantize_product(values(*a)[:, None], columns[None, :], fixed, zero_point, qmin, qmax)
+    if packed:
+        codes = np.tile(codes, (1, NIBBLE_ROW // 16))
     correction = qmin - zero_point if attrs.get("centered", False) else qmin
     return (codes - qmin).astype(np.uint8).view(np.int8).reshape(-1), correction
 
@@ -110,6 +136,21 @@ def _lookup(table, row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
     return tirx.reinterpret(f"uint16x{LANES // 2}", tirx.Select(upper, high, low))
 
 
+def _nibble_lookup(row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
+    """Entries of a packed table ``row`` (int8x64) at the low nibbles of ``index``, as
+    uint16x32."""
+    looked = tirx.call_llvm_pure_intrin(f"int8x{LANES}", PERMUTE_ONE, row, index)
+    return tirx.reinterpret(f"uint16x{LANES // 2}", looked)
+
+
+def _high_nibbles(index: tirx.PrimExpr) -> tirx.PrimExpr:
+    """``index`` with each byte's high nibble moved to its low one (the bits above are the
+    next byte's: ``vpermb`` reads them only to pick one of a row's identical copies)."""
+    words = tirx.reinterpret(f"uint16x{LANES // 2}", index)
+    four = tirx.Broadcast(tirx.const(4, "uint16"), LANES // 2)
+    return tirx.reinterpret(f"int8x{LANES}", words >> four)
+
+
 def lookup_row(
     table,
     edge_code: Callable[[tirx.PrimExpr], tirx.PrimExpr],
@@ -120,14 +161,22 @@ def lookup_row(
     correction: int,
     prefetch: Callable[[tirx.PrimExpr], None],
     store: Callable[[tirx.PrimExpr, int], None],
+    packed: bool = False,
 ) -> None:
     """Sum row ``begin .. end``'s looked-up messages and ``store(total, feature)`` each of
     the ``width`` sums (int32). ``edge_code(k)`` is edge ``k``'s code, ``codes`` the
-    gathered ``[N, width]`` codes, ``prefetch(k)`` hints edge ``k``'s source row."""
+    gathered ``[N, width]`` codes (``packed``: ``[N, ceil(width / 2)]`` bytes of two),
+    ``prefetch(k)`` hints edge ``k``'s source row."""
     begin, end = edges
-    vectors = math.ceil(width / LANES)
-    half = vectors * LANES // 2  # even features in [0, half), odd ones in [half, 2 * half)
+    columns = packed_width(width) if packed else width  # bytes of a gathered row
+    vectors = math.ceil(columns / LANES)
+    # The first feature of each vector of looked-up bytes: a packed vector gives two, its
+    # low nibbles' features and, ``columns`` further on, its high nibbles'.
+    bases = [v * LANES for v in range(vectors)]
+    if packed:
+        bases += [columns + v * LANES for v in range(vectors)]
     pairs = LANES // 2
+    half = len(bases) * pairs  # even features in [0, half), odd ones in [half, 2 * half)
     acc = T.decl_buffer((2 * half,), "int32", scope="global")
     run = T.decl_buffer((2 * half,), "uint16", scope="global")  # words' sums, high bytes'
     eight = tirx.Broadcast(tirx.const(8, "uint16"), pairs)
@@ -145,10 +194,18 @@ def lookup_row(
         T.buffer_store(run, tirx.const(0, "uint16"), [j])
     with T.serial(begin, end) as k:
         prefetch(k)
-        row = tirx.Cast("int64", tirx.Cast("uint8", edge_code(k))) * TABLE_ROW
+        code = tirx.Cast("int64", tirx.Cast("uint8", edge_code(k)))
+        looked = []  # (slot in bases, uint16x32 entries)
         for v in range(vectors):
-            words = _lookup(table, row, _codes(codes, indices[k], v, width))
-            for start, part in ((v * pairs, words), (half + v * pairs, words >> eight)):
+            index = _codes(codes, indices[k], v, columns)
+            if packed:
+                entries = table[tirx.Ramp(code * NIBBLE_ROW, 1, LANES)]
+                looked.append((v, _nibble_lookup(entries, index)))
+                looked.append((vectors + v, _nibble_lookup(entries, _high_nibbles(index))))
+            else:
+                looked.append((v, _lookup(table, code * TABLE_ROW, index)))
+        for slot, words in looked:
+            for start, part in ((slot * pairs, words), (half + slot * pairs, words >> eight)):
                 lanes = tirx.Ramp(start, 1, pairs)
                 T.buffer_store(run, run[lanes] + part, [lanes])
         with T.If(tirx.floormod(k - begin, RUN) == RUN - 1):
@@ -157,11 +214,13 @@ def lookup_row(
     widen()
     # Back to feature order first (LLVM turns the pairs into two-source shuffles), so that
     # the epilogue reads and writes contiguous lanes: a strided output would be written one
-    # byte at a time.
-    ordered = T.decl_buffer((2 * half,), "int32", scope="global")
+    # byte at a time. A packed row's high-nibble slots come last: their features overwrite
+    # the lanes a partial low vector looked up past the row's bytes.
+    ordered = T.decl_buffer((bases[-1] + LANES,), "int32", scope="global")
     count = tirx.Cast("int32", end - begin) * tirx.const(correction, "int32")
-    with T.serial(half) as i:
-        T.buffer_store(ordered, acc[i] + count, [2 * i])
-        T.buffer_store(ordered, acc[half + i] + count, [2 * i + 1])
+    for slot, base in enumerate(bases):
+        with T.serial(pairs) as i:
+            T.buffer_store(ordered, acc[slot * pairs + i] + count, [base + 2 * i])
+            T.buffer_store(ordered, acc[half + slot * pairs + i] + count, [base + 2 * i + 1])
     with T.serial(width) as j:
         store(ordered[j], j)

@@ -1,7 +1,7 @@
 """GCN's message aggregation by table lookup (``dqc.kernels.spmm_lookup``): the same sums as
 ``dqc.fixed_point.requantize_product`` and as the arithmetic kernel, on every row shape
 (empty, one edge, runs of 255 edges and more, a hub of 2,000) and row width (a partial
-64-byte vector, whole ones, both)."""
+64-byte vector, whole ones, both), for byte codes and for 4-bit codes packed two per byte."""
 
 import numpy as np
 import pytest
@@ -11,6 +11,7 @@ from tvm import s_tir
 
 from dqc._tvm import tensor
 from dqc.fixed_point import FixedPoint, requantize_product
+from dqc.kernels.pack_int4 import pack_array
 from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
 from dqc.kernels.spmm_lookup import RUN, Lookup, lookup_supported, product_table
 from dqc.targets import host_target
@@ -27,21 +28,29 @@ def _code(leaf: int, dtype: str, shape: tuple[int, ...], zero: int) -> Node:
     return Node("subtract", "int32", shape, (cast, Node("const", "int32", (), value=zero)))
 
 
-def _attrs(real: float, zero_point: int, centered: bool) -> dict:
+def _attrs(real: float, zero_point: int, centered: bool, qmin=-128, qmax=127) -> dict:
     fixed = FixedPoint.from_reals([real])
     return dict(
         multipliers=fixed.multipliers,
         shift=fixed.shift,
         zero_point=zero_point,
-        qmin=-128,
-        qmax=127,
+        qmin=qmin,
+        qmax=qmax,
         centered=centered,
     )
 
 
-def _kernels(width: int, b_dtype: str, attrs: dict, a_zero: int, b_zero: int, epilogue=None):
+def _kernels(
+    width: int,
+    b_dtype: str,
+    attrs: dict,
+    a_zero: int,
+    b_zero: int,
+    epilogue=None,
+    packed: bool = False,
+):
     """The lookup and arithmetic kernels of one GCN message (and ``epilogue``), and the
-    lookup's table."""
+    lookup's table; ``packed``: the sources' 4-bit codes two per byte."""
     shape = (width,)
     message = Node(
         "requantize_product",
@@ -50,10 +59,10 @@ def _kernels(width: int, b_dtype: str, attrs: dict, a_zero: int, b_zero: int, ep
         (_code(1, "int8", (1,), a_zero), _code(0, b_dtype, shape, b_zero)),
         attrs=attrs,
     )
-    leaves = [Leaf("gather", b_dtype, shape), Leaf("edge", "int8", (1,))]
-    table, correction = product_table(attrs, ("int8", a_zero), (b_dtype, b_zero))
+    leaves = [Leaf("gather", b_dtype, shape, packed=packed), Leaf("edge", "int8", (1,))]
+    table, correction = product_table(attrs, ("int8", a_zero), (b_dtype, b_zero), packed)
     built = []
-    for lookup in (Lookup(1, 0, correction), None):
+    for lookup in (Lookup(1, 0, correction, packed), None):
         func = spmm_csr(message, leaves, "int32", "int64", epilogue, lookup=lookup)
         sch = s_tir.Schedule(func)
         schedule_rows(sch)
@@ -110,6 +119,38 @@ def test_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtype, b_ze
     np.testing.assert_array_equal(outs[1], expected)
 
 
+@runs_lookup
+@pytest.mark.parametrize("width", [41, 64, 127, 128, 146, 200])
+@pytest.mark.parametrize(("b_dtype", "b_zero"), [("int8", -1), ("uint8", 5)])
+def test_packed_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtype, b_zero):
+    """INT4: 4-bit codes gathered two per byte, 4-bit messages (most at their clamps)."""
+    rng = np.random.default_rng(width)
+    attrs = _attrs(0.4, zero_point=-1, centered=True, qmin=-8, qmax=7)
+    a_zero = -8
+    (lookup, arithmetic), table = _kernels(width, b_dtype, attrs, a_zero, b_zero, packed=True)
+    src, dst = _graph(rng)
+    n, e = 400, src.size
+    indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
+    low, high = (-8, 7) if b_dtype == "int8" else (0, 15)
+    b = rng.integers(low, high + 1, (n, width)).astype(b_dtype)
+    a = rng.integers(-8, 8, (e, 1)).astype(np.int8)
+    for row, source, fill in ((2, 5, high), (1, 6, low)):
+        src[dst == row], b[source], a[dst == row] = source, fill, 7
+
+    fixed = FixedPoint(attrs["multipliers"], attrs["shift"])
+    centred_b = b[src].astype(np.int64) - b_zero
+    messages = requantize_product(a.astype(np.int64) - a_zero, centred_b, fixed, -1, -8, 7)
+    assert (messages == -8).mean() > 0.1 and (messages == 7).mean() > 0.1
+    expected = np.zeros((n, width), np.int64)
+    np.add.at(expected, dst, messages + 1)
+
+    args = [tensor(indptr), tensor(src.astype(np.int64)), tensor(pack_array(b)), tensor(a)]
+    for mod, extra in ((lookup, [tensor(table)]), (arithmetic, [])):
+        out = tvm.runtime.empty((n, width), "int32")
+        tvm.compile(mod, VBMI)(*args, *extra, out)
+        np.testing.assert_array_equal(out.numpy(), expected)
+
+
 def test_lookup_kernel_permutes_bytes_instead_of_multiplying():
     # int8 outputs: the sums, even and odd features apart, are put back in feature order
     # first, so whole vectors of bytes are stored rather than one byte at a time
@@ -126,6 +167,18 @@ def test_lookup_kernel_permutes_bytes_instead_of_multiplying():
     assert "vpmulld" not in text
     assert "vpextrb" not in text
     assert "vpmulld" in asm(arithmetic)
+
+
+def test_packed_lookup_kernel_permutes_nibbles():
+    """INT4: one ``vpermb`` per 64 packed bytes and nibble half, no multiply, no nibble
+    decode into int32 lanes."""
+    to_int8 = Node("cast", "int8", (128,), (Node("aggregate", "int32", (128,)),))
+    attrs = _attrs(0.1, -1, True, qmin=-8, qmax=7)
+    (lookup, _), _ = _kernels(128, "int8", attrs, -8, 0, to_int8, packed=True)
+    executable = tvm.compile(lookup, VBMI)
+    text = "".join(m.inspect_source("asm") for m in [executable.mod, *executable.mod.imports])
+    assert "vpermb" in text
+    assert "vpmulld" not in text and "vpsrad" not in text
 
 
 def test_only_targets_with_a_byte_permute_look_up():

@@ -48,29 +48,31 @@ def test_what_follows_an_aggregation_goes_into_its_kernel(tiny, scheme):
         np.testing.assert_array_equal(out, expected)
 
 
-def test_gcn_messages_are_looked_up_where_bytes_permute(tiny):
-    """With AVX-512 VBMI GCN's kernels read their messages from a table (an extra argument);
-    on Cascade Lake they compute them. Both give the module's results bit for bit."""
-    mod, inputs, expected = tiny("gcn", "dq-int8")
+@pytest.mark.parametrize(("scheme", "table_size"), [("dq-int8", 256 * 256), ("dq-int4", 256 * 64)])
+def test_gcn_messages_are_looked_up_where_bytes_permute(tiny, scheme, table_size):
+    """With AVX-512 VBMI GCN's kernels read their messages from a table (an extra argument;
+    INT4's has a row of 16 nibble entries, four times over, per edge code); on Cascade Lake
+    they compute them. Both give the module's results bit for bit."""
+    mod, inputs, expected = tiny("gcn", scheme)
     mod = FoldScales()(FoldQDQ()(mod))
     lowered = {}
     for mcpu in ("icelake-server", "cascadelake"):
         target = tvm.target.Target({"kind": "llvm", "mcpu": mcpu})
         with target:
             lowered[mcpu] = (LowerMessagePassing()(mod), target)
-    assert _table_kernels(lowered["icelake-server"][0]) == 2  # one per layer
-    assert _table_kernels(lowered["cascadelake"][0]) == 0
+    assert _table_kernels(lowered["icelake-server"][0], table_size) == 2  # one per layer
+    assert _table_kernels(lowered["cascadelake"][0], table_size) == 0
     runnable = lookup_supported(tvm.target.Target(host_target()))
     for mcpu, (module, target) in lowered.items():
         if runnable or mcpu == "cascadelake":
             np.testing.assert_array_equal(run_relax(module, inputs, target=target), expected)
 
 
-def _table_kernels(mod: tvm.IRModule) -> int:
-    """The CSR kernels of ``mod`` that take a message table (int8, 256 x 256 entries)."""
+def _table_kernels(mod: tvm.IRModule, size: int) -> int:
+    """The CSR kernels of ``mod`` that take a message table (int8, ``size`` entries)."""
 
     def is_table(param) -> bool:
-        return str(param.dtype) == "int8" and [str(d) for d in param.shape] == [str(256 * 256)]
+        return str(param.dtype) == "int8" and [str(d) for d in param.shape] == [str(size)]
 
     return sum(
         any(is_table(param) for param in func.params)
