@@ -15,8 +15,8 @@ The elementwise ops after the aggregation that read nothing but its sums and con
 (requantize, bias, ReLU: each the only reader of the one before) go into the kernel as its
 epilogue, applied as each row's sums are stored. Under a target with AVX-512 VBMI, a message
 that is one ``requantize_product`` of an edge's byte code and the source's byte codes (GCN)
-is read from a table of all 65,536 results instead, or of 256 x 16 for the source's packed
-4-bit codes (``dqc.kernels.spmm_lookup``).
+is read from a table of all 65,536 results instead; for the source's packed 4-bit codes, of
+256 x 16, under AVX-512 BW too (``dqc.kernels.spmm_lookup``).
 
 Requires the function attribute ``dqc.graph_inputs`` naming the (src, dst, indptr) params
 (set by ``dqc.frontend.export``); intermediates used outside the message become kernel
@@ -38,7 +38,7 @@ from dqc._tvm import Analyzer, constant_value, is_constant
 from dqc.kernels import add_kernel, pack_int4
 from dqc.kernels.pack_int4 import fits_int4
 from dqc.kernels.spmm_csr import Leaf, Node, code_operand, spmm_csr
-from dqc.kernels.spmm_lookup import Lookup, lookup_supported, product_table
+from dqc.kernels.spmm_lookup import Lookup, lookup_supported, nibble_shuffle, product_table
 
 BINARY = {
     "relax.add": "add",
@@ -207,13 +207,12 @@ def _centered_product(children: tuple[Node, ...], dtype) -> Node | None:
 
 def _table_lookup(message: Node, leaves: list[Leaf]) -> tuple[Lookup, np.ndarray] | None:
     """The lookup form of a message that is one ``requantize_product`` of a per-edge code
-    and full-width gathered byte codes, and its table, on targets with a byte permute
-    (``dqc.kernels.spmm_lookup``); else None."""
+    and full-width gathered codes (bytes, or nibbles of packed ones), and its table, on
+    targets with the byte permute or shuffle it needs (``dqc.kernels.spmm_lookup``); else
+    None."""
     if message.op == "cast":  # a code widened to the sums' type
         message = message.children[0]
-    if message.op != "requantize_product" or not lookup_supported(
-        tvm.target.Target.current(allow_none=True)
-    ):
+    if message.op != "requantize_product":
         return None
     edge, gathered = (code_operand(child) for child in message.children)
     if edge is None or gathered is None:
@@ -223,9 +222,14 @@ def _table_lookup(message: Node, leaves: list[Leaf]) -> tuple[Lookup, np.ndarray
         return None
     if gather_leaf.shape != message.shape:
         return None
+    target = tvm.target.Target.current(allow_none=True)
+    nibbles = nibble_shuffle(target) if gather_leaf.packed else None
+    supported = nibbles is not None if gather_leaf.packed else lookup_supported(target)
+    if not supported:
+        return None
     a, b = (str(edge_leaf.dtype), edge[1]), (str(gather_leaf.dtype), gathered[1])
     table, correction = product_table(message.attrs, a, b, gather_leaf.packed)
-    return Lookup(edge[0].leaf, gathered[0].leaf, correction, gather_leaf.packed), table
+    return Lookup(edge[0].leaf, gathered[0].leaf, correction, nibbles), table
 
 
 def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:

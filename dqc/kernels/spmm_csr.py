@@ -396,7 +396,7 @@ def _lookup_row(lookup: Lookup, table, leaves, buffers, indices, edges, out, vi,
         lookup.correction,
         prefetch,
         store,
-        lookup.packed,
+        lookup.nibbles,
     )
 
 

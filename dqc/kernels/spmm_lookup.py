@@ -18,7 +18,8 @@ four times over in 64 bytes (``NIBBLE_ROW``), so one AVX-512 VBMI ``vpermb`` loo
 low nibbles at once (it reads six index bits, and the two above the nibble pick one of the
 identical copies), and another the high nibbles after a 16-bit shift by 4: two instructions
 per 128 features, from a 16 KB table that stays in L1, where arithmetic decoded and
-multiplied the nibbles in int32 lanes.
+multiplied the nibbles in int32 lanes. Without VBMI, AVX-512 BW's ``vpshufb`` does the same
+within each 16-byte lane (the copies again), after an ``and`` clears the index's high bits.
 
 Table entries are ``code - qmin``, bytes 0 .. 255; the row's sum gets ``count * (qmin -
 zero_point)`` back at the end (``correction``). The 16-bit view of 64 looked-up bytes holds
@@ -49,28 +50,45 @@ RUN = 257  # edges summed in uint16 lanes before widening: entries <= 255, 257 *
 TABLE_ROW = 256
 NIBBLE_ROW = 64  # a packed source's table row: its 16 entries four times (vpermb's 64 lanes)
 PERMUTE = "llvm.x86.avx512.vpermi2var.qi.512"  # vpermi2b / vpermt2b
-PERMUTE_ONE = "llvm.x86.avx512.permvar.qi.512"  # vpermb
+PERMUTE_ONE = "llvm.x86.avx512.permvar.qi.512"  # vpermb: 6 index bits across 64 lanes
+SHUFFLE = "llvm.x86.avx512.pshuf.b.512"  # vpshufb: 4 index bits within 16-byte lanes
 # Function attribute of kernels written in explicit vectors: no tuning space (meta_schedule
 # cannot even count their operations) and nothing for LLVM's loop vectorizer to choose.
 EXPLICIT_VECTORS = "dqc.explicit_vectors"
 
 
 def lookup_supported(target: Target | None) -> bool:
-    """Whether ``target`` has the byte permute the lookup needs (AVX-512 VBMI: Ice Lake and
-    later; not Cascade Lake, whose builds keep the arithmetic)."""
+    """Whether ``target`` has the byte permute the lookup of byte codes needs (AVX-512 VBMI:
+    Ice Lake and later; not Cascade Lake, whose INT8 builds keep the arithmetic)."""
     return target is not None and bool(codegen.llvm_cpu_has_features(["avx512vbmi"], target))
+
+
+def nibble_shuffle(target: Target | None) -> str | None:
+    """The instruction that looks up 64 nibbles' entries on ``target``: ``vpermb`` with
+    AVX-512 VBMI, ``vpshufb`` with AVX-512 BW (Skylake-SP, Cascade Lake), whose index needs
+    its high bits cleared first; None elsewhere (the arithmetic stays)."""
+    if lookup_supported(target):
+        return PERMUTE_ONE
+    if target is not None and codegen.llvm_cpu_has_features(["avx512bw"], target):
+        return SHUFFLE
+    return None
 
 
 @dataclass(frozen=True)
 class Lookup:
     """Which of the kernel's leaves index the table: ``edge`` (one code per edge: the row)
-    and ``gather`` (the source's codes: the columns; ``packed``: 4-bit codes two per byte);
-    ``correction`` is added to a row's sums once per edge."""
+    and ``gather`` (the source's codes: the columns); ``correction`` is added to a row's sums
+    once per edge. ``nibbles``: the source's codes are 4-bit, two per byte, looked up by this
+    instruction (``nibble_shuffle``)."""
 
     edge: int
     gather: int
     correction: int
-    packed: bool = False
+    nibbles: str | None = None
+
+    @property
+    def packed(self) -> bool:
+        return self.nibbles is not None
 
     @property
     def table_size(self) -> int:
@@ -136,16 +154,19 @@ def _lookup(table, row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
     return tirx.reinterpret(f"uint16x{LANES // 2}", tirx.Select(upper, high, low))
 
 
-def _nibble_lookup(row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
+def _nibble_lookup(row: tirx.PrimExpr, index: tirx.PrimExpr, shuffle: str) -> tirx.PrimExpr:
     """Entries of a packed table ``row`` (int8x64) at the low nibbles of ``index``, as
-    uint16x32."""
-    looked = tirx.call_llvm_pure_intrin(f"int8x{LANES}", PERMUTE_ONE, row, index)
+    uint16x32, by ``shuffle`` (``nibble_shuffle``)."""
+    if shuffle == SHUFFLE:  # vpshufb zeroes a lane whose index has its top bit set
+        index = index & tirx.Broadcast(tirx.const(15, "int8"), LANES)
+    looked = tirx.call_llvm_pure_intrin(f"int8x{LANES}", shuffle, row, index)
     return tirx.reinterpret(f"uint16x{LANES // 2}", looked)
 
 
 def _high_nibbles(index: tirx.PrimExpr) -> tirx.PrimExpr:
     """``index`` with each byte's high nibble moved to its low one (the bits above are the
-    next byte's: ``vpermb`` reads them only to pick one of a row's identical copies)."""
+    next byte's: ``vpermb`` reads two of them only to pick one of a row's identical copies,
+    ``vpshufb`` none once they are cleared)."""
     words = tirx.reinterpret(f"uint16x{LANES // 2}", index)
     four = tirx.Broadcast(tirx.const(4, "uint16"), LANES // 2)
     return tirx.reinterpret(f"int8x{LANES}", words >> four)
@@ -161,13 +182,14 @@ def lookup_row(
     correction: int,
     prefetch: Callable[[tirx.PrimExpr], None],
     store: Callable[[tirx.PrimExpr, int], None],
-    packed: bool = False,
+    nibbles: str | None = None,
 ) -> None:
     """Sum row ``begin .. end``'s looked-up messages and ``store(total, feature)`` each of
     the ``width`` sums (int32). ``edge_code(k)`` is edge ``k``'s code, ``codes`` the
-    gathered ``[N, width]`` codes (``packed``: ``[N, ceil(width / 2)]`` bytes of two),
-    ``prefetch(k)`` hints edge ``k``'s source row."""
+    gathered ``[N, width]`` codes (``nibbles``: ``[N, ceil(width / 2)]`` bytes of two,
+    looked up by that instruction), ``prefetch(k)`` hints edge ``k``'s source row."""
     begin, end = edges
+    packed = nibbles is not None
     columns = packed_width(width) if packed else width  # bytes of a gathered row
     vectors = math.ceil(columns / LANES)
     # The first feature of each vector of looked-up bytes: a packed vector gives two, its
@@ -200,8 +222,9 @@ def lookup_row(
             index = _codes(codes, indices[k], v, columns)
             if packed:
                 entries = table[tirx.Ramp(code * NIBBLE_ROW, 1, LANES)]
-                looked.append((v, _nibble_lookup(entries, index)))
-                looked.append((vectors + v, _nibble_lookup(entries, _high_nibbles(index))))
+                looked.append((v, _nibble_lookup(entries, index, nibbles)))
+                high = _nibble_lookup(entries, _high_nibbles(index), nibbles)
+                looked.append((vectors + v, high))
             else:
                 looked.append((v, _lookup(table, code * TABLE_ROW, index)))
         for slot, words in looked:

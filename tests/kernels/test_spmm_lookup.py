@@ -8,18 +8,33 @@ import pytest
 import tvm
 from dqc.schedules.spmm_csr import schedule_rows
 from tvm import s_tir
+from tvm.target import codegen
 
 from dqc._tvm import tensor
 from dqc.fixed_point import FixedPoint, requantize_product
 from dqc.kernels.pack_int4 import pack_array
 from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
-from dqc.kernels.spmm_lookup import RUN, Lookup, lookup_supported, product_table
+from dqc.kernels.spmm_lookup import (
+    PERMUTE_ONE,
+    RUN,
+    SHUFFLE,
+    Lookup,
+    lookup_supported,
+    nibble_shuffle,
+    product_table,
+)
 from dqc.targets import host_target
 
 VBMI = tvm.target.Target({"kind": "llvm", "mcpu": "icelake-server"})
+CASCADE_LAKE = tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake"})  # AVX-512 BW, no VBMI
+HOST = tvm.target.Target(host_target())
 runs_lookup = pytest.mark.skipif(
-    not lookup_supported(tvm.target.Target(host_target())),
+    not lookup_supported(HOST),
     reason="this CPU lacks AVX-512 VBMI (vpermi2b): the lookup kernel can be built, not run",
+)
+runs_shuffle = pytest.mark.skipif(
+    nibble_shuffle(HOST) is None,
+    reason="this CPU lacks AVX-512 BW (vpshufb): the nibble lookup can be built, not run",
 )
 
 
@@ -47,11 +62,13 @@ def _kernels(
     a_zero: int,
     b_zero: int,
     epilogue=None,
-    packed: bool = False,
+    nibbles: str | None = None,
 ):
     """The lookup and arithmetic kernels of one GCN message (and ``epilogue``), and the
-    lookup's table; ``packed``: the sources' 4-bit codes two per byte."""
+    lookup's table; ``nibbles``: the sources' 4-bit codes are two per byte, looked up by
+    that instruction."""
     shape = (width,)
+    packed = nibbles is not None
     message = Node(
         "requantize_product",
         "int32",
@@ -62,7 +79,7 @@ def _kernels(
     leaves = [Leaf("gather", b_dtype, shape, packed=packed), Leaf("edge", "int8", (1,))]
     table, correction = product_table(attrs, ("int8", a_zero), (b_dtype, b_zero), packed)
     built = []
-    for lookup in (Lookup(1, 0, correction, packed), None):
+    for lookup in (Lookup(1, 0, correction, nibbles), None):
         func = spmm_csr(message, leaves, "int32", "int64", epilogue, lookup=lookup)
         sch = s_tir.Schedule(func)
         schedule_rows(sch)
@@ -119,15 +136,20 @@ def test_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtype, b_ze
     np.testing.assert_array_equal(outs[1], expected)
 
 
-@runs_lookup
+@runs_shuffle
+@pytest.mark.parametrize(("nibbles", "target"), [(PERMUTE_ONE, VBMI), (SHUFFLE, CASCADE_LAKE)])
 @pytest.mark.parametrize("width", [41, 64, 127, 128, 146, 200])
 @pytest.mark.parametrize(("b_dtype", "b_zero"), [("int8", -1), ("uint8", 5)])
-def test_packed_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtype, b_zero):
+def test_packed_lookup_sums_equal_the_reference_and_the_arithmetic(
+    nibbles, target, width, b_dtype, b_zero
+):
     """INT4: 4-bit codes gathered two per byte, 4-bit messages (most at their clamps)."""
+    if not codegen.llvm_cpu_has_features(["avx512vbmi"], HOST) and target is VBMI:
+        pytest.skip("this CPU lacks AVX-512 VBMI (vpermb)")
     rng = np.random.default_rng(width)
     attrs = _attrs(0.4, zero_point=-1, centered=True, qmin=-8, qmax=7)
     a_zero = -8
-    (lookup, arithmetic), table = _kernels(width, b_dtype, attrs, a_zero, b_zero, packed=True)
+    (lookup, arithmetic), table = _kernels(width, b_dtype, attrs, a_zero, b_zero, None, nibbles)
     src, dst = _graph(rng)
     n, e = 400, src.size
     indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
@@ -147,7 +169,7 @@ def test_packed_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtyp
     args = [tensor(indptr), tensor(src.astype(np.int64)), tensor(pack_array(b)), tensor(a)]
     for mod, extra in ((lookup, [tensor(table)]), (arithmetic, [])):
         out = tvm.runtime.empty((n, width), "int32")
-        tvm.compile(mod, VBMI)(*args, *extra, out)
+        tvm.compile(mod, target)(*args, *extra, out)
         np.testing.assert_array_equal(out.numpy(), expected)
 
 
@@ -169,19 +191,24 @@ def test_lookup_kernel_permutes_bytes_instead_of_multiplying():
     assert "vpmulld" in asm(arithmetic)
 
 
-def test_packed_lookup_kernel_permutes_nibbles():
-    """INT4: one ``vpermb`` per 64 packed bytes and nibble half, no multiply, no nibble
-    decode into int32 lanes."""
+@pytest.mark.parametrize(("target", "instruction"), [(VBMI, "vpermb"), (CASCADE_LAKE, "vpshufb")])
+def test_packed_lookup_kernel_shuffles_nibbles(target, instruction):
+    """INT4: one ``vpermb`` (VBMI) or ``vpshufb`` (AVX-512 BW) per 64 packed bytes and
+    nibble half, no multiply, no nibble decode into int32 lanes."""
     to_int8 = Node("cast", "int8", (128,), (Node("aggregate", "int32", (128,)),))
     attrs = _attrs(0.1, -1, True, qmin=-8, qmax=7)
-    (lookup, _), _ = _kernels(128, "int8", attrs, -8, 0, to_int8, packed=True)
-    executable = tvm.compile(lookup, VBMI)
+    (lookup, _), _ = _kernels(128, "int8", attrs, -8, 0, to_int8, nibble_shuffle(target))
+    executable = tvm.compile(lookup, target)
     text = "".join(m.inspect_source("asm") for m in [executable.mod, *executable.mod.imports])
-    assert "vpermb" in text
+    assert instruction in text
     assert "vpmulld" not in text and "vpsrad" not in text
 
 
 def test_only_targets_with_a_byte_permute_look_up():
     assert lookup_supported(VBMI)
-    assert not lookup_supported(tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake"}))
+    assert not lookup_supported(CASCADE_LAKE)
     assert not lookup_supported(None)
+    assert nibble_shuffle(VBMI) == PERMUTE_ONE
+    assert nibble_shuffle(CASCADE_LAKE) == SHUFFLE
+    assert nibble_shuffle(tvm.target.Target({"kind": "llvm", "mcpu": "haswell"})) is None
+    assert nibble_shuffle(None) is None
