@@ -19,7 +19,8 @@ low nibbles at once (it reads six index bits, and the two above the nibble pick 
 identical copies), and another the high nibbles after a 16-bit shift by 4: two instructions
 per 128 features, from a 16 KB table that stays in L1, where arithmetic decoded and
 multiplied the nibbles in int32 lanes. Without VBMI, AVX-512 BW's ``vpshufb`` does the same
-within each 16-byte lane (the copies again), after an ``and`` clears the index's high bits.
+within each 16-byte lane (the copies again), after an ``and`` clears the index's high bits,
+and on aarch64 NEON's ``tbl`` looks up 16 nibbles at a time from the row's first copy.
 
 Table entries are ``code - qmin``, bytes 0 .. 255; the row's sum gets ``count * (qmin -
 zero_point)`` back at the end (``correction``). The 16-bit view of 64 looked-up bytes holds
@@ -52,6 +53,9 @@ NIBBLE_ROW = 64  # a packed source's table row: its 16 entries four times (vperm
 PERMUTE = "llvm.x86.avx512.vpermi2var.qi.512"  # vpermi2b / vpermt2b
 PERMUTE_ONE = "llvm.x86.avx512.permvar.qi.512"  # vpermb: 6 index bits across 64 lanes
 SHUFFLE = "llvm.x86.avx512.pshuf.b.512"  # vpshufb: 4 index bits within 16-byte lanes
+TABLE_LOOKUP = "llvm.aarch64.neon.tbl1.v16i8"  # tbl: 16 entries, 0 for an index past them
+# Bytes each nibble instruction looks up at once.
+NIBBLE_LANES = {PERMUTE_ONE: LANES, SHUFFLE: LANES, TABLE_LOOKUP: 16}
 # Function attribute of kernels written in explicit vectors: no tuning space (meta_schedule
 # cannot even count their operations) and nothing for LLVM's loop vectorizer to choose.
 EXPLICIT_VECTORS = "dqc.explicit_vectors"
@@ -64,13 +68,18 @@ def lookup_supported(target: Target | None) -> bool:
 
 
 def nibble_shuffle(target: Target | None) -> str | None:
-    """The instruction that looks up 64 nibbles' entries on ``target``: ``vpermb`` with
-    AVX-512 VBMI, ``vpshufb`` with AVX-512 BW (Skylake-SP, Cascade Lake), whose index needs
-    its high bits cleared first; None elsewhere (the arithmetic stays)."""
+    """The instruction that looks up nibbles' entries on ``target``: ``vpermb`` with AVX-512
+    VBMI, ``vpshufb`` with AVX-512 BW (Skylake-SP, Cascade Lake) and NEON's ``tbl`` (16 at
+    a time) on aarch64, whose indices need their high bits cleared first; None elsewhere
+    (AVX2: the arithmetic stays)."""
+    if target is None:
+        return None
     if lookup_supported(target):
         return PERMUTE_ONE
-    if target is not None and codegen.llvm_cpu_has_features(["avx512bw"], target):
+    if codegen.llvm_cpu_has_features(["avx512bw"], target):
         return SHUFFLE
+    if codegen.llvm_cpu_has_features(["neon"], target):
+        return TABLE_LOOKUP
     return None
 
 
@@ -126,20 +135,21 @@ def product_table(
     return (codes - qmin).astype(np.uint8).view(np.int8).reshape(-1), correction
 
 
-def _codes(buf, row: tirx.PrimExpr, vector: int, width: int) -> tirx.PrimExpr:
-    """Bytes ``64 * vector ..`` of row ``row`` as int8x64; past the row's end (a last,
-    partial vector) a masked load reads zeros instead of the next row or unmapped memory."""
-    count = min(LANES, width - vector * LANES)
-    if count == LANES:
-        value = buf[row, tirx.Ramp(vector * LANES, 1, LANES)]
+def _codes(buf, row: tirx.PrimExpr, vector: int, width: int, lanes: int = LANES):
+    """Bytes ``lanes * vector ..`` of row ``row`` as int8 vector; past the row's end (a last,
+    partial vector) a masked load reads zeros instead of the next row or unmapped memory
+    (its mask is a constant: without masked loads, LLVM loads the lanes it keeps)."""
+    count = min(lanes, width - vector * lanes)
+    if count == lanes:
+        value = buf[row, tirx.Ramp(vector * lanes, 1, lanes)]
     else:
-        mask = tirx.Ramp(0, 1, LANES) < tirx.Broadcast(count, LANES)
-        address = tirx.address_of(buf[row, vector * LANES])
-        zeros = tirx.Broadcast(tirx.const(0, buf.dtype), LANES)
+        mask = tirx.Ramp(0, 1, lanes) < tirx.Broadcast(count, lanes)
+        address = tirx.address_of(buf[row, vector * lanes])
+        zeros = tirx.Broadcast(tirx.const(0, buf.dtype), lanes)
         value = tirx.call_llvm_intrin(
-            f"{buf.dtype}x{LANES}", "llvm.masked.load", address, mask, zeros
+            f"{buf.dtype}x{lanes}", "llvm.masked.load", address, mask, zeros
         )
-    return value if buf.dtype == "int8" else tirx.reinterpret(f"int8x{LANES}", value)
+    return value if buf.dtype == "int8" else tirx.reinterpret(f"int8x{lanes}", value)
 
 
 def _lookup(table, row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
@@ -155,21 +165,22 @@ def _lookup(table, row: tirx.PrimExpr, index: tirx.PrimExpr) -> tirx.PrimExpr:
 
 
 def _nibble_lookup(row: tirx.PrimExpr, index: tirx.PrimExpr, shuffle: str) -> tirx.PrimExpr:
-    """Entries of a packed table ``row`` (int8x64) at the low nibbles of ``index``, as
-    uint16x32, by ``shuffle`` (``nibble_shuffle``)."""
-    if shuffle == SHUFFLE:  # vpshufb zeroes a lane whose index has its top bit set
-        index = index & tirx.Broadcast(tirx.const(15, "int8"), LANES)
-    looked = tirx.call_llvm_pure_intrin(f"int8x{LANES}", shuffle, row, index)
-    return tirx.reinterpret(f"uint16x{LANES // 2}", looked)
+    """Entries of a packed table ``row`` at the low nibbles of ``index`` (int8 vectors of
+    ``NIBBLE_LANES[shuffle]``), as a uint16 vector of half as many lanes."""
+    lanes = NIBBLE_LANES[shuffle]
+    if shuffle != PERMUTE_ONE:  # vpshufb and tbl give 0 for an index past 15
+        index = index & tirx.Broadcast(tirx.const(15, "int8"), lanes)
+    looked = tirx.call_llvm_pure_intrin(f"int8x{lanes}", shuffle, row, index)
+    return tirx.reinterpret(f"uint16x{lanes // 2}", looked)
 
 
-def _high_nibbles(index: tirx.PrimExpr) -> tirx.PrimExpr:
+def _high_nibbles(index: tirx.PrimExpr, lanes: int) -> tirx.PrimExpr:
     """``index`` with each byte's high nibble moved to its low one (the bits above are the
     next byte's: ``vpermb`` reads two of them only to pick one of a row's identical copies,
-    ``vpshufb`` none once they are cleared)."""
-    words = tirx.reinterpret(f"uint16x{LANES // 2}", index)
-    four = tirx.Broadcast(tirx.const(4, "uint16"), LANES // 2)
-    return tirx.reinterpret(f"int8x{LANES}", words >> four)
+    ``vpshufb`` and ``tbl`` none once they are cleared)."""
+    words = tirx.reinterpret(f"uint16x{lanes // 2}", index)
+    four = tirx.Broadcast(tirx.const(4, "uint16"), lanes // 2)
+    return tirx.reinterpret(f"int8x{lanes}", words >> four)
 
 
 def lookup_row(
@@ -190,14 +201,15 @@ def lookup_row(
     looked up by that instruction), ``prefetch(k)`` hints edge ``k``'s source row."""
     begin, end = edges
     packed = nibbles is not None
+    lanes = NIBBLE_LANES[nibbles] if packed else LANES  # bytes looked up at once
     columns = packed_width(width) if packed else width  # bytes of a gathered row
-    vectors = math.ceil(columns / LANES)
+    vectors = math.ceil(columns / lanes)
     # The first feature of each vector of looked-up bytes: a packed vector gives two, its
     # low nibbles' features and, ``columns`` further on, its high nibbles'.
-    bases = [v * LANES for v in range(vectors)]
+    bases = [v * lanes for v in range(vectors)]
     if packed:
-        bases += [columns + v * LANES for v in range(vectors)]
-    pairs = LANES // 2
+        bases += [columns + v * lanes for v in range(vectors)]
+    pairs = lanes // 2
     half = len(bases) * pairs  # even features in [0, half), odd ones in [half, 2 * half)
     acc = T.decl_buffer((2 * half,), "int32", scope="global")
     run = T.decl_buffer((2 * half,), "uint16", scope="global")  # words' sums, high bytes'
@@ -217,20 +229,20 @@ def lookup_row(
     with T.serial(begin, end) as k:
         prefetch(k)
         code = tirx.Cast("int64", tirx.Cast("uint8", edge_code(k)))
-        looked = []  # (slot in bases, uint16x32 entries)
+        looked = []  # (slot in bases, uint16 vector of entries)
         for v in range(vectors):
-            index = _codes(codes, indices[k], v, columns)
+            index = _codes(codes, indices[k], v, columns, lanes)
             if packed:
-                entries = table[tirx.Ramp(code * NIBBLE_ROW, 1, LANES)]
+                entries = table[tirx.Ramp(code * NIBBLE_ROW, 1, lanes)]
                 looked.append((v, _nibble_lookup(entries, index, nibbles)))
-                high = _nibble_lookup(entries, _high_nibbles(index), nibbles)
+                high = _nibble_lookup(entries, _high_nibbles(index, lanes), nibbles)
                 looked.append((vectors + v, high))
             else:
                 looked.append((v, _lookup(table, code * TABLE_ROW, index)))
         for slot, words in looked:
             for start, part in ((slot * pairs, words), (half + slot * pairs, words >> eight)):
-                lanes = tirx.Ramp(start, 1, pairs)
-                T.buffer_store(run, run[lanes] + part, [lanes])
+                at = tirx.Ramp(start, 1, pairs)
+                T.buffer_store(run, run[at] + part, [at])
         with T.If(tirx.floormod(k - begin, RUN) == RUN - 1):
             with T.Then():
                 widen()
@@ -239,7 +251,7 @@ def lookup_row(
     # the epilogue reads and writes contiguous lanes: a strided output would be written one
     # byte at a time. A packed row's high-nibble slots come last: their features overwrite
     # the lanes a partial low vector looked up past the row's bytes.
-    ordered = T.decl_buffer((bases[-1] + LANES,), "int32", scope="global")
+    ordered = T.decl_buffer((bases[-1] + lanes,), "int32", scope="global")
     count = tirx.Cast("int32", end - begin) * tirx.const(correction, "int32")
     for slot, base in enumerate(bases):
         with T.serial(pairs) as i:

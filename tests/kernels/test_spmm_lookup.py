@@ -18,15 +18,17 @@ from dqc.kernels.spmm_lookup import (
     PERMUTE_ONE,
     RUN,
     SHUFFLE,
+    TABLE_LOOKUP,
     Lookup,
     lookup_supported,
     nibble_shuffle,
     product_table,
 )
-from dqc.targets import host_target
+from dqc.targets import host_target, resolve_target
 
 VBMI = tvm.target.Target({"kind": "llvm", "mcpu": "icelake-server"})
 CASCADE_LAKE = tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake"})  # AVX-512 BW, no VBMI
+ARM = tvm.target.Target(resolve_target("arm64-dotprod")[0])
 HOST = tvm.target.Target(host_target())
 runs_lookup = pytest.mark.skipif(
     not lookup_supported(HOST),
@@ -191,17 +193,20 @@ def test_lookup_kernel_permutes_bytes_instead_of_multiplying():
     assert "vpmulld" in asm(arithmetic)
 
 
-@pytest.mark.parametrize(("target", "instruction"), [(VBMI, "vpermb"), (CASCADE_LAKE, "vpshufb")])
-def test_packed_lookup_kernel_shuffles_nibbles(target, instruction):
+@pytest.mark.parametrize(
+    ("target", "instruction", "multiply"),
+    [(VBMI, "vpermb", "vpmulld"), (CASCADE_LAKE, "vpshufb", "vpmulld"), (ARM, "tbl", "mul\tv")],
+)
+def test_packed_lookup_kernel_shuffles_nibbles(target, instruction, multiply):
     """INT4: one ``vpermb`` (VBMI) or ``vpshufb`` (AVX-512 BW) per 64 packed bytes and
-    nibble half, no multiply, no nibble decode into int32 lanes."""
+    nibble half, or NEON's ``tbl`` per 16; no multiply, no nibble decode into int32 lanes."""
     to_int8 = Node("cast", "int8", (128,), (Node("aggregate", "int32", (128,)),))
     attrs = _attrs(0.1, -1, True, qmin=-8, qmax=7)
     (lookup, _), _ = _kernels(128, "int8", attrs, -8, 0, to_int8, nibble_shuffle(target))
     executable = tvm.compile(lookup, target)
     text = "".join(m.inspect_source("asm") for m in [executable.mod, *executable.mod.imports])
-    assert instruction in text
-    assert "vpmulld" not in text and "vpsrad" not in text
+    assert f"\t{instruction}\t" in text
+    assert f"\t{multiply}" not in text and "vpsrad" not in text  # (vector multiplies)
 
 
 def test_only_targets_with_a_byte_permute_look_up():
@@ -210,5 +215,6 @@ def test_only_targets_with_a_byte_permute_look_up():
     assert not lookup_supported(None)
     assert nibble_shuffle(VBMI) == PERMUTE_ONE
     assert nibble_shuffle(CASCADE_LAKE) == SHUFFLE
+    assert nibble_shuffle(ARM) == TABLE_LOOKUP
     assert nibble_shuffle(tvm.target.Target({"kind": "llvm", "mcpu": "haswell"})) is None
     assert nibble_shuffle(None) is None
