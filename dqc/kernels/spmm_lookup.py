@@ -18,9 +18,10 @@ four times over in 64 bytes (``NIBBLE_ROW``), so one AVX-512 VBMI ``vpermb`` loo
 low nibbles at once (it reads six index bits, and the two above the nibble pick one of the
 identical copies), and another the high nibbles after a 16-bit shift by 4: two instructions
 per 128 features, from a 16 KB table that stays in L1, where arithmetic decoded and
-multiplied the nibbles in int32 lanes. Without VBMI, AVX-512 BW's ``vpshufb`` does the same
-within each 16-byte lane (the copies again), after an ``and`` clears the index's high bits,
-and on aarch64 NEON's ``tbl`` looks up 16 nibbles at a time from the row's first copy.
+multiplied the nibbles in int32 lanes. Without VBMI, ``vpshufb`` (AVX-512 BW: 64 bytes,
+AVX2: 32) does the same within each 16-byte lane (the copies again), after an ``and``
+clears the index's high bits, and on aarch64 NEON's ``tbl`` looks up 16 nibbles at a time
+from the row's first copy.
 
 Table entries are ``code - qmin``, bytes 0 .. 255; the row's sum gets ``count * (qmin -
 zero_point)`` back at the end (``correction``). The 16-bit view of 64 looked-up bytes holds
@@ -53,9 +54,10 @@ NIBBLE_ROW = 64  # a packed source's table row: its 16 entries four times (vperm
 PERMUTE = "llvm.x86.avx512.vpermi2var.qi.512"  # vpermi2b / vpermt2b
 PERMUTE_ONE = "llvm.x86.avx512.permvar.qi.512"  # vpermb: 6 index bits across 64 lanes
 SHUFFLE = "llvm.x86.avx512.pshuf.b.512"  # vpshufb: 4 index bits within 16-byte lanes
+SHUFFLE_AVX2 = "llvm.x86.avx2.pshuf.b"  # the same on 32 bytes
 TABLE_LOOKUP = "llvm.aarch64.neon.tbl1.v16i8"  # tbl: 16 entries, 0 for an index past them
 # Bytes each nibble instruction looks up at once.
-NIBBLE_LANES = {PERMUTE_ONE: LANES, SHUFFLE: LANES, TABLE_LOOKUP: 16}
+NIBBLE_LANES = {PERMUTE_ONE: LANES, SHUFFLE: LANES, SHUFFLE_AVX2: 32, TABLE_LOOKUP: 16}
 # Function attribute of kernels written in explicit vectors: no tuning space (meta_schedule
 # cannot even count their operations) and nothing for LLVM's loop vectorizer to choose.
 EXPLICIT_VECTORS = "dqc.explicit_vectors"
@@ -69,17 +71,20 @@ def lookup_supported(target: Target | None) -> bool:
 
 def nibble_shuffle(target: Target | None) -> str | None:
     """The instruction that looks up nibbles' entries on ``target``: ``vpermb`` with AVX-512
-    VBMI, ``vpshufb`` with AVX-512 BW (Skylake-SP, Cascade Lake) and NEON's ``tbl`` (16 at
-    a time) on aarch64, whose indices need their high bits cleared first; None elsewhere
-    (AVX2: the arithmetic stays)."""
+    VBMI, ``vpshufb`` with AVX-512 BW (Skylake-SP, Cascade Lake) or on 32 bytes with AVX2
+    (Haswell, Zen), NEON's ``tbl`` (16 at a time) on aarch64; all but ``vpermb`` need the
+    indices' high bits cleared first. None elsewhere (the arithmetic stays)."""
     if target is None:
         return None
     if lookup_supported(target):
         return PERMUTE_ONE
-    if codegen.llvm_cpu_has_features(["avx512bw"], target):
-        return SHUFFLE
-    if codegen.llvm_cpu_has_features(["neon"], target):
-        return TABLE_LOOKUP
+    for feature, instruction in (
+        ("avx512bw", SHUFFLE),
+        ("avx2", SHUFFLE_AVX2),
+        ("neon", TABLE_LOOKUP),
+    ):
+        if codegen.llvm_cpu_has_features([feature], target):
+            return instruction
     return None
 
 

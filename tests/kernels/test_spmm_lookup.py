@@ -18,6 +18,7 @@ from dqc.kernels.spmm_lookup import (
     PERMUTE_ONE,
     RUN,
     SHUFFLE,
+    SHUFFLE_AVX2,
     TABLE_LOOKUP,
     Lookup,
     lookup_supported,
@@ -28,15 +29,12 @@ from dqc.targets import host_target, resolve_target
 
 VBMI = tvm.target.Target({"kind": "llvm", "mcpu": "icelake-server"})
 CASCADE_LAKE = tvm.target.Target({"kind": "llvm", "mcpu": "cascadelake"})  # AVX-512 BW, no VBMI
+HASWELL = tvm.target.Target({"kind": "llvm", "mcpu": "haswell"})  # AVX2
 ARM = tvm.target.Target(resolve_target("arm64-dotprod")[0])
 HOST = tvm.target.Target(host_target())
 runs_lookup = pytest.mark.skipif(
     not lookup_supported(HOST),
     reason="this CPU lacks AVX-512 VBMI (vpermi2b): the lookup kernel can be built, not run",
-)
-runs_shuffle = pytest.mark.skipif(
-    nibble_shuffle(HOST) is None,
-    reason="this CPU lacks AVX-512 BW (vpshufb): the nibble lookup can be built, not run",
 )
 
 
@@ -138,16 +136,19 @@ def test_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtype, b_ze
     np.testing.assert_array_equal(outs[1], expected)
 
 
-@runs_shuffle
-@pytest.mark.parametrize(("nibbles", "target"), [(PERMUTE_ONE, VBMI), (SHUFFLE, CASCADE_LAKE)])
+@pytest.mark.parametrize(
+    ("nibbles", "target"),
+    [(PERMUTE_ONE, VBMI), (SHUFFLE, CASCADE_LAKE), (SHUFFLE_AVX2, HASWELL)],
+)
 @pytest.mark.parametrize("width", [41, 64, 127, 128, 146, 200])
 @pytest.mark.parametrize(("b_dtype", "b_zero"), [("int8", -1), ("uint8", 5)])
 def test_packed_lookup_sums_equal_the_reference_and_the_arithmetic(
     nibbles, target, width, b_dtype, b_zero
 ):
     """INT4: 4-bit codes gathered two per byte, 4-bit messages (most at their clamps)."""
-    if not codegen.llvm_cpu_has_features(["avx512vbmi"], HOST) and target is VBMI:
-        pytest.skip("this CPU lacks AVX-512 VBMI (vpermb)")
+    feature = {PERMUTE_ONE: "avx512vbmi", SHUFFLE: "avx512bw", SHUFFLE_AVX2: "avx2"}[nibbles]
+    if not codegen.llvm_cpu_has_features([feature], HOST):
+        pytest.skip(f"this CPU lacks {feature}: the nibble lookup can be built, not run")
     rng = np.random.default_rng(width)
     attrs = _attrs(0.4, zero_point=-1, centered=True, qmin=-8, qmax=7)
     a_zero = -8
@@ -195,7 +196,12 @@ def test_lookup_kernel_permutes_bytes_instead_of_multiplying():
 
 @pytest.mark.parametrize(
     ("target", "instruction", "multiply"),
-    [(VBMI, "vpermb", "vpmulld"), (CASCADE_LAKE, "vpshufb", "vpmulld"), (ARM, "tbl", "mul\tv")],
+    [
+        (VBMI, "vpermb", "vpmulld"),
+        (CASCADE_LAKE, "vpshufb", "vpmulld"),
+        (HASWELL, "vpshufb", "vpmulld"),
+        (ARM, "tbl", "mul\tv"),
+    ],
 )
 def test_packed_lookup_kernel_shuffles_nibbles(target, instruction, multiply):
     """INT4: one ``vpermb`` (VBMI) or ``vpshufb`` (AVX-512 BW) per 64 packed bytes and
@@ -216,5 +222,6 @@ def test_only_targets_with_a_byte_permute_look_up():
     assert nibble_shuffle(VBMI) == PERMUTE_ONE
     assert nibble_shuffle(CASCADE_LAKE) == SHUFFLE
     assert nibble_shuffle(ARM) == TABLE_LOOKUP
-    assert nibble_shuffle(tvm.target.Target({"kind": "llvm", "mcpu": "haswell"})) is None
+    assert nibble_shuffle(HASWELL) == SHUFFLE_AVX2
+    assert nibble_shuffle(tvm.target.Target({"kind": "llvm", "mcpu": "sandybridge"})) is None
     assert nibble_shuffle(None) is None

@@ -50,13 +50,13 @@ def test_what_follows_an_aggregation_goes_into_its_kernel(tiny, scheme):
 
 @pytest.mark.parametrize(
     ("scheme", "table_size", "computing_cpu"),
-    [("dq-int8", 256 * 256, "cascadelake"), ("dq-int4", 256 * 64, "haswell")],
+    [("dq-int8", 256 * 256, "cascadelake"), ("dq-int4", 256 * 64, "sandybridge")],
 )
 def test_gcn_messages_are_looked_up_where_bytes_permute(tiny, scheme, table_size, computing_cpu):
     """With AVX-512 VBMI GCN's kernels read their messages from a table (an extra argument;
-    INT4's has a row of 16 nibble entries, four times over, per edge code, and needs only
-    AVX-512 BW); on CPUs without them (Cascade Lake for INT8, AVX2's Haswell for INT4) they
-    compute them. Both give the module's results bit for bit."""
+    INT4's has a row of 16 nibble entries, four times over, per edge code, and needs only a
+    byte shuffle); on CPUs without them (Cascade Lake for INT8, AVX's Sandy Bridge for INT4)
+    they compute them. Both give the module's results bit for bit."""
     mod, inputs, expected = tiny("gcn", scheme)
     mod = FoldScales()(FoldQDQ()(mod))
     lowered = {}
