@@ -12,6 +12,7 @@ from __future__ import annotations
 import tvm
 from tvm import te, tirx
 
+from dqc._tvm import Analyzer
 from dqc.fixed_point import FixedPoint, UnitRatio, product_shift, tie_window
 
 
@@ -44,6 +45,21 @@ def _round(value: tirx.PrimExpr, shift: int, zero_point: int, dtype: str, bind=N
     return tirx.shift_right(v + tirx.Select(odd_below, up, stay), tirx.const(shift, dtype))
 
 
+def widened(value: tirx.PrimExpr, dtype: str) -> tirx.PrimExpr:
+    """``value`` as the wider ``dtype``. Where ``value`` narrows an expression whose bounds fit
+    the narrow type (a clamped code), that expression itself: the cast there and back is the
+    identity, which LLVM emits as a pack and an unpack of every vector."""
+    if isinstance(value, tirx.Cast):
+        inner, narrow = value.value, tvm.DataType(str(value.ty))
+        wide = tvm.DataType(str(inner.ty))
+        if narrow.type_code == wide.type_code == tvm.DataType("int8").type_code:
+            bound = Analyzer().const_int_bound(inner)
+            low, high = -(1 << (narrow.bits - 1)), (1 << (narrow.bits - 1)) - 1
+            if wide.bits > narrow.bits and low <= bound.min_value and bound.max_value <= high:
+                return inner if str(inner.ty) == dtype else tirx.Cast(dtype, inner)
+    return tirx.Cast(dtype, value)
+
+
 def requantize_value(
     terms: list[tirx.PrimExpr],
     zero_points: list[int],
@@ -62,7 +78,7 @@ def requantize_value(
         multipliers = [_i64(m) for m in fixed.multipliers]
     acc = _i64(0)
     for term, z, m in zip(terms, zero_points, multipliers, strict=True):
-        acc = acc + (tirx.Cast("int64", term) - _i64(z)) * m
+        acc = acc + (widened(term, "int64") - _i64(z)) * m
     if bias is not None:
         acc = acc + bias
     code = _round(acc, fixed.shift, zero_point, "int64", bind) + _i64(zero_point)

@@ -28,7 +28,7 @@ from tvm.script.ir_builder import tirx as T
 
 from dqc.fixed_point import FixedPoint, clamp_free_codes
 from dqc.kernels.pack_int4 import packed_width, unpack_value
-from dqc.kernels.requantize import requantize_product_value, requantize_value
+from dqc.kernels.requantize import requantize_product_value, requantize_value, widened
 from dqc.kernels.spmm_lookup import EXPLICIT_VECTORS, Lookup, lookup_row
 
 CACHE_LINE = 64  # bytes
@@ -186,6 +186,8 @@ class _Emitter:
             return self.value(node.children[0], kept)
         children = [self.value(c, _broadcast(index, node.shape, c.shape)) for c in node.children]
         if node.op == "cast":
+            if tvm.DataType(node.dtype).bits > tvm.DataType(str(children[0].ty)).bits:
+                return widened(children[0], node.dtype)
             return tirx.Cast(node.dtype, children[0])
         if node.op == "add":
             return children[0] + children[1]
@@ -194,7 +196,7 @@ class _Emitter:
         if node.op == "multiply":
             return children[0] * children[1]
         if node.op == "maximum":
-            return tirx.max(children[0], children[1])
+            return _maximum(*children)
         if node.op == "requantize_product":
             a = node.attrs
             fixed = FixedPoint(a["multipliers"], a["shift"])
@@ -315,6 +317,15 @@ def _accumulate(message: Node, leaves, buffers, indices, k, feature_pass, acc, t
                     T.buffer_store(tail, tail[jj] + term, [jj])
                 else:
                     T.buffer_store(acc, acc[j] + term, [j])
+
+
+def _maximum(a: tirx.PrimExpr, b: tirx.PrimExpr) -> tirx.PrimExpr:
+    """``max(a, b)``; of a narrowed clamped code and a constant (ReLU on a code), taken
+    before the narrowing, so that a wider reader can skip the round trip (``widened``)."""
+    inner = widened(a, "int64")
+    if isinstance(b, tirx.IntImm) and not isinstance(inner, tirx.Cast):
+        return tirx.Cast(str(a.ty), tirx.max(inner, tirx.const(b.value, str(inner.ty))))
+    return tirx.max(a, b)
 
 
 def _element(buf, leaf: Leaf, row, flat) -> tirx.PrimExpr:

@@ -12,6 +12,7 @@ from dqc import edge_softmax as softmax_spec
 from dqc import relax_ops
 from dqc.fake_quant import fake_quantize
 from dqc.fixed_point import FixedPoint, requantize
+from dqc.kernels.requantize import widened
 from dqc.qparams import QParams
 
 RNG = np.random.default_rng(0)
@@ -110,6 +111,22 @@ def test_unit_ratio_requantize_matches_spec(terms, zero_point):
     fixed = FixedPoint.from_reals([1.0] * terms, float(np.abs(bias).max()))
     expected = requantize(inputs, zeros, fixed, zero_point, -128, 127, fixed.bias(bias))
     np.testing.assert_array_equal(run_relax(folded, inputs), expected)
+
+
+def test_widened_skips_only_lossless_round_trips():
+    """A clamped code narrowed to int8 and widened again is the clamped value itself (no pack
+    and unpack in the epilogues); a narrowing that may wrap keeps both casts."""
+    x = tirx.Var("x", "int64")
+
+    def clamp(high):
+        return tirx.max(tirx.min(x, tirx.const(high, "int64")), tirx.const(-128, "int64"))
+
+    code = clamp(127)
+    assert widened(tirx.Cast("int8", code), "int64").same_as(code)
+    assert str(widened(tirx.Cast("int8", code), "int32").ty) == "int32"
+    for may_wrap in (x, clamp(128)):
+        kept = widened(tirx.Cast("int8", may_wrap), "int64")
+        assert isinstance(kept, tirx.Cast) and isinstance(kept.value, tirx.Cast)
 
 
 @pytest.mark.parametrize("dtype", ["int8", "uint8"])
