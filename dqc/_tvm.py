@@ -43,6 +43,7 @@ __all__ = [
     "is_constant",
     "make_target",
     "tensor",
+    "to_numpy",
 ]
 
 
@@ -81,6 +82,13 @@ def tensor(array: np.ndarray):
     if array.ctypes.data % ALIGNMENT or not array.flags.writeable:
         array = _aligned_copy(array)
     return tvm.runtime.from_dlpack(array)
+
+
+def to_numpy(value) -> np.ndarray:
+    """A NumPy array over a TVM runtime tensor's memory (DLPack: no copy; the array keeps the
+    tensor alive). ``Tensor.numpy()`` copies, and on Cora's 76 KB of logits that copy cost
+    about 60 us of a 1 ms ``predict``."""
+    return np.from_dlpack(value)
 
 
 def make_target(spec: dict) -> tvm.target.Target:

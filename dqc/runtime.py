@@ -23,7 +23,7 @@ import numpy as np
 import tvm
 from tvm import relax, rpc
 
-from dqc._tvm import tensor
+from dqc._tvm import tensor, to_numpy
 from dqc.compiler import FORMAT, MANIFEST, VERSION
 from dqc.graph_prep import check_batch, check_inputs, check_node_ids
 from dqc.kernels.graph_prep import NODE_ID_ERROR
@@ -62,7 +62,7 @@ class LocalVM:
 
     def run(self, function: str, arrays, repeats: int = 0) -> tuple[list[np.ndarray], float]:
         args = [tensor(a) for a in arrays]
-        outputs = [t.numpy() for t in _outputs(self.vm[function](*args))]
+        outputs = [to_numpy(t) for t in _outputs(self.vm[function](*args))]
         ms = float("nan")
         if repeats:
             timer = self.vm.time_evaluator(function, self.device, number=1, repeat=repeats)
@@ -217,7 +217,7 @@ class CompiledModel:
         """Logits for a graph from ``prepare`` (``x`` as a TVM tensor or checked array)."""
         x = x if isinstance(x, tvm.runtime.Tensor) else tensor(x)
         outputs = _outputs(self._local().vm["forward"](x, *graph))
-        return self._logits([t.numpy() for t in outputs])
+        return self._logits([to_numpy(t) for t in outputs])
 
     def kernel_ms(self, x, graph: tuple) -> dict[str, float]:
         """Milliseconds in each kernel during one ``forward`` call (in-process models)."""
