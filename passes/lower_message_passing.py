@@ -16,7 +16,8 @@ The elementwise ops after the aggregation that read nothing but its sums and con
 epilogue, applied as each row's sums are stored. Under a target with AVX-512 VBMI, a message
 that is one ``requantize_product`` of an edge's byte code and the source's byte codes (GCN)
 is read from a table of all 65,536 results instead; for the source's packed 4-bit codes, of
-256 x 16, under AVX-512 BW too (``dqc.kernels.spmm_lookup``).
+256 x 16, under AVX-512 BW too. A message of the source's code alone (GIN's requantize) is
+read from a table of one row (``dqc.kernels.spmm_lookup``).
 
 Requires the function attribute ``dqc.graph_inputs`` naming the (src, dst, indptr) params
 (set by ``dqc.frontend.export``); intermediates used outside the message become kernel
@@ -35,10 +36,18 @@ from tvm import relax
 
 from dqc import relax_ops
 from dqc._tvm import Analyzer, constant_value, is_constant
+from dqc.fixed_point import FixedPoint, requantize
 from dqc.kernels import add_kernel, pack_int4
 from dqc.kernels.pack_int4 import fits_int4
 from dqc.kernels.spmm_csr import Leaf, Node, code_operand, spmm_csr
-from dqc.kernels.spmm_lookup import Lookup, lookup_supported, nibble_shuffle, product_table
+from dqc.kernels.spmm_lookup import (
+    Lookup,
+    code_values,
+    lookup_supported,
+    message_table,
+    nibble_shuffle,
+    product_table,
+)
 
 BINARY = {
     "relax.add": "add",
@@ -206,30 +215,73 @@ def _centered_product(children: tuple[Node, ...], dtype) -> Node | None:
 
 
 def _table_lookup(message: Node, leaves: list[Leaf]) -> tuple[Lookup, np.ndarray] | None:
-    """The lookup form of a message that is one ``requantize_product`` of a per-edge code
-    and full-width gathered codes (bytes, or nibbles of packed ones), and its table, on
-    targets with the byte permute or shuffle it needs (``dqc.kernels.spmm_lookup``); else
-    None."""
+    """The lookup form of a message that is a function of a per-edge code and full-width
+    gathered codes (GCN's ``requantize_product``) or of the gathered codes alone (GIN's
+    requantize), bytes or nibbles of packed ones, and its table, on targets with the byte
+    permute or shuffle it needs (``dqc.kernels.spmm_lookup``); else None."""
     if message.op == "cast":  # a code widened to the sums' type
         message = message.children[0]
-    if message.op != "requantize_product":
-        return None
-    edge, gathered = (code_operand(child) for child in message.children)
-    if edge is None or gathered is None:
-        return None
-    edge_leaf, gather_leaf = leaves[edge[0].leaf], leaves[gathered[0].leaf]
-    if edge_leaf.kind != "edge" or edge_leaf.width != 1 or gather_leaf.kind != "gather":
-        return None
-    if gather_leaf.shape != message.shape:
+    if message.op == "requantize_product":
+        edge, gathered = (code_operand(child) for child in message.children)
+        if edge is None or gathered is None:
+            return None
+        edge_leaf, gather_leaf = leaves[edge[0].leaf], leaves[gathered[0].leaf]
+        if edge_leaf.kind != "edge" or edge_leaf.width != 1:
+            return None
+        gather, edge_index = gathered[0].leaf, edge[0].leaf
+    else:
+        unary = _unary_messages(message, leaves)
+        if unary is None:
+            return None
+        gather, messages = unary
+        gather_leaf, edge_index = leaves[gather], None
+    if gather_leaf.kind != "gather" or gather_leaf.shape != message.shape:
         return None
     target = tvm.target.Target.current(allow_none=True)
     nibbles = nibble_shuffle(target) if gather_leaf.packed else None
     supported = nibbles is not None if gather_leaf.packed else lookup_supported(target)
     if not supported:
         return None
+    if edge_index is None:
+        low = int(messages.min())
+        if messages.max() - low > 255:
+            return None
+        table = message_table(messages[None, :], low, gather_leaf.packed)
+        return Lookup(None, gather, low, nibbles), table
     a, b = (str(edge_leaf.dtype), edge[1]), (str(gather_leaf.dtype), gathered[1])
     table, correction = product_table(message.attrs, a, b, gather_leaf.packed)
-    return Lookup(edge[0].leaf, gathered[0].leaf, correction, nibbles), table
+    return Lookup(edge_index, gather, correction, nibbles), table
+
+
+def _unary_messages(message: Node, leaves: list[Leaf]) -> tuple[int, np.ndarray] | None:
+    """``(leaf, value of the message for each of its codes)`` when the message is
+    ``[cast](requantize(leaf)) [- constant]`` or ``cast(leaf) [- constant]`` of one gathered
+    leaf (GIN's message: the source's code, requantized to the message's scale); else None.
+    The values come from ``dqc.fixed_point.requantize``, the integer reference's own."""
+    offset = 0
+    if message.op == "subtract" and message.children[1].op == "const":
+        message, offset = message.children[0], int(message.children[1].value)
+    if message.op == "cast":
+        message = message.children[0]
+    requant = None
+    if message.op == "requantize":
+        if len(message.children) != 1 or len(message.attrs["zero_points"]) != 1:
+            return None  # a bias or several terms
+        requant, message = message, message.children[0]
+    elif message.op == "cast":
+        message = message.children[0]
+    if message.op != "leaf":
+        return None
+    leaf = leaves[message.leaf]
+    if str(leaf.dtype) not in ("int8", "uint8"):
+        return None
+    values = code_values(str(leaf.dtype), leaf.packed)
+    if requant is not None:
+        a = requant.attrs
+        fixed = FixedPoint(a["multipliers"], a["shift"])
+        bounds = (a["zero_point"], a["qmin"], a["qmax"])
+        values = requantize([values], a["zero_points"], fixed, *bounds)
+    return message.leaf, values.astype(np.int64) - offset
 
 
 def _flatten(expr: relax.Expr, leaf: Leaf) -> relax.Expr:

@@ -386,8 +386,14 @@ def _lookup_row(lookup: Lookup, table, leaves, buffers, indices, edges, out, vi,
     """Row ``vi`` by table lookup (``dqc.kernels.spmm_lookup``), through the epilogue."""
     begin, end, e = edges
     width = math.prod(shape)
-    edge_leaf, edge_buf = leaves[lookup.edge], buffers[lookup.edge]
     whole_row = FeaturePass(((0, width),), (0, width), ())
+
+    def edge_code(k: tirx.PrimExpr) -> tirx.PrimExpr:
+        """Edge ``k``'s row of the table (the only one, 0, without an edge leaf)."""
+        if lookup.edge is None:
+            return tirx.const(0, "int8")
+        return _element(buffers[lookup.edge], leaves[lookup.edge], k, tirx.const(0, "int64"))
+
     finish = _finisher(leaves, buffers, indices, epilogue, shape)
 
     def prefetch(k: tirx.PrimExpr) -> None:
@@ -399,7 +405,7 @@ def _lookup_row(lookup: Lookup, table, leaves, buffers, indices, edges, out, vi,
 
     lookup_row(
         table,
-        lambda k: _element(edge_buf, edge_leaf, k, tirx.const(0, "int64")),
+        edge_code,
         buffers[lookup.gather],
         indices,
         (begin, end),

@@ -11,7 +11,7 @@ from tvm import s_tir
 from tvm.target import codegen
 
 from dqc._tvm import tensor
-from dqc.fixed_point import FixedPoint, requantize_product
+from dqc.fixed_point import FixedPoint, requantize, requantize_product
 from dqc.kernels.pack_int4 import pack_array
 from dqc.kernels.spmm_csr import Leaf, Node, spmm_csr
 from dqc.kernels.spmm_lookup import (
@@ -21,7 +21,9 @@ from dqc.kernels.spmm_lookup import (
     SHUFFLE_AVX2,
     TABLE_LOOKUP,
     Lookup,
+    code_values,
     lookup_supported,
+    message_table,
     nibble_shuffle,
     product_table,
 )
@@ -134,6 +136,49 @@ def test_lookup_sums_equal_the_reference_and_the_arithmetic(width, b_dtype, b_ze
         outs.append(out.numpy())
     np.testing.assert_array_equal(outs[0], expected)
     np.testing.assert_array_equal(outs[1], expected)
+
+
+@runs_lookup
+@pytest.mark.parametrize("width", [41, 128])
+@pytest.mark.parametrize(("dtype", "nibbles", "qmin", "qmax"), [
+    ("int8", None, -128, 127), ("int8", PERMUTE_ONE, -8, 7), ("uint8", PERMUTE_ONE, 0, 15)
+])  # fmt: skip
+def test_source_code_messages_equal_the_reference(width, dtype, nibbles, qmin, qmax):
+    """GIN: each message is the source's code requantized to the message's scale, minus its
+    zero point, read from a table of one row (bytes, or nibbles of packed codes)."""
+    rng = np.random.default_rng(width)
+    fixed, zero, code_zero = FixedPoint.from_reals([1.7]), qmin + 2, qmin + 1
+    attrs = dict(
+        zero_points=[code_zero], multipliers=fixed.multipliers, shift=fixed.shift,
+        zero_point=zero, qmin=qmin, qmax=qmax,
+    )  # fmt: skip
+    shape = (width,)
+    requant = Node("requantize", "int8", shape, (Node("leaf", dtype, shape, leaf=0),), attrs=attrs)
+    cast = Node("cast", "int32", shape, (requant,))
+    message = Node("subtract", "int32", shape, (cast, Node("const", "int32", (), value=zero)))
+    packed = nibbles is not None
+    leaves = [Leaf("gather", dtype, shape, packed=packed)]
+    values = code_values(dtype, packed)
+    messages = requantize([values], [code_zero], fixed, zero, qmin, qmax) - zero
+    low = int(messages.min())
+    table = message_table(messages[None, :].astype(np.int64), low, packed)
+    src, dst = _graph(rng)
+    n = 400
+    indptr = np.searchsorted(dst, np.arange(n + 1)).astype(np.int64)
+    codes = rng.integers(values.min(), values.max() + 1, (n, width)).astype(dtype)
+    expected = np.zeros((n, width), np.int64)
+    np.add.at(expected, dst, requantize([codes[src]], [code_zero], fixed, zero, qmin, qmax) - zero)
+
+    stored = pack_array(codes) if packed else codes
+    args = [tensor(indptr), tensor(src.astype(np.int64)), tensor(stored)]
+    for lookup in (Lookup(None, 0, low, nibbles), None):
+        func = spmm_csr(message, leaves, "int32", "int64", lookup=lookup)
+        sch = s_tir.Schedule(func)
+        schedule_rows(sch)
+        extra = [tensor(table)] if lookup is not None else []
+        out = tvm.runtime.empty((n, width), "int32")
+        tvm.compile(sch.mod, VBMI)(*args, *extra, out)
+        np.testing.assert_array_equal(out.numpy(), expected)
 
 
 @pytest.mark.parametrize(

@@ -49,15 +49,22 @@ def test_what_follows_an_aggregation_goes_into_its_kernel(tiny, scheme):
 
 
 @pytest.mark.parametrize(
-    ("scheme", "table_size", "computing_cpu"),
-    [("dq-int8", 256 * 256, "cascadelake"), ("dq-int4", 256 * 64, "sandybridge")],
+    ("arch", "scheme", "table_size", "computing_cpu"),
+    [
+        ("gcn", "dq-int8", 256 * 256, "cascadelake"),
+        ("gcn", "dq-int4", 256 * 64, "sandybridge"),
+        ("gin", "dq-int8", 256, "cascadelake"),
+        ("gin", "dq-int4", 64, "sandybridge"),
+    ],
 )
-def test_gcn_messages_are_looked_up_where_bytes_permute(tiny, scheme, table_size, computing_cpu):
-    """With AVX-512 VBMI GCN's kernels read their messages from a table (an extra argument;
-    INT4's has a row of 16 nibble entries, four times over, per edge code, and needs only a
-    byte shuffle); on CPUs without them (Cascade Lake for INT8, AVX's Sandy Bridge for INT4)
-    they compute them. Both give the module's results bit for bit."""
-    mod, inputs, expected = tiny("gcn", scheme)
+def test_messages_are_looked_up_where_bytes_permute(tiny, arch, scheme, table_size, computing_cpu):
+    """With AVX-512 VBMI the aggregations read their messages from a table (an extra
+    argument): GCN's, a function of the edge's code and the source's, from one row per edge
+    code; GIN's, the source's code requantized, from a single row. INT4's rows hold 16
+    nibble entries four times over and need only a byte shuffle. On CPUs without them
+    (Cascade Lake for INT8, AVX's Sandy Bridge for INT4) the kernels compute the messages.
+    Both give the module's results bit for bit."""
+    mod, inputs, expected = tiny(arch, scheme)
     mod = FoldScales()(FoldQDQ()(mod))
     lowered = {}
     for mcpu in ("icelake-server", computing_cpu):
