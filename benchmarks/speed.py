@@ -29,7 +29,13 @@ from tvm.target import codegen
 from dqc.bench import run_bench
 from dqc.checkpoint import save_checkpoint
 from dqc.kernels.spmm_csr import PREFETCH_EDGES
-from dqc.kernels.spmm_lookup import lookup_supported
+from dqc.kernels.spmm_lookup import (
+    NIBBLE_LANES,
+    PERMUTE_ONE,
+    TABLE_LOOKUP,
+    lookup_supported,
+    nibble_shuffle,
+)
 from dqc.training import train_model
 
 RESULTS = Path(__file__).parent / "results"
@@ -186,17 +192,20 @@ def _message_work(spec: dict) -> str:
 
 def _int4_message_work(spec: dict) -> str:
     """How the INT4 message loop computes GCN's messages on ``spec``'s CPU."""
-    if lookup_supported(tvm.target.Target(spec)):
+    nibbles = nibble_shuffle(tvm.target.Target(spec))
+    if nibbles is None:
         return (
-            "INT4 looks its messages up too: a source code is a nibble, so the edge's table "
-            "row has 16 entries, stored four times in 64 bytes, and one `vpermb` reads 64 "
-            "low nibbles' entries, another the high nibbles' after a 16-bit shift: two "
-            "instructions per 128 values read from 64 bytes, half INT8's bytes and fewer "
+            "INT4 computes its messages and adds the nibble decode (shifts on every value, "
+            "two output vectors per byte vector read); it saves memory traffic, not "
             "instructions."
         )
+    instruction = {PERMUTE_ONE: "`vpermb`", TABLE_LOOKUP: "`tbl`"}.get(nibbles, "`vpshufb`")
+    lanes = NIBBLE_LANES[nibbles]
     return (
-        "INT4 computes its messages and adds the nibble decode (shifts on every value, two "
-        "output vectors per byte vector read); it saves memory traffic, not instructions."
+        "INT4 looks its messages up too: a source code is a nibble, so the edge's table row "
+        f"has 16 entries, stored four times in 64 bytes, and one {instruction} reads {lanes} "
+        "low nibbles' entries, another the high nibbles' after a 16-bit shift: two "
+        f"instructions per {2 * lanes} values read from {lanes} bytes, half INT8's bytes."
     )
 
 
