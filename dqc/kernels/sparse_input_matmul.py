@@ -66,8 +66,14 @@ def sparse_input_qmatmul(
         )
 
     def centered(value):
-        """``code(value) - a_zero`` in int32."""
-        return T.Cast("int32", code(value, scale, zero_point, qmin, qmax, code_dtype)) - a_zero
+        """``code(value) - a_zero`` in int32. Where that cannot be negative (``a_zero`` is
+        the grid's lowest code, as for non-negative features), it passes through uint8: LLVM
+        then knows the upper 24 bits are zero and multiplies with ``vpmaddwd`` (one uop)
+        instead of ``vpmulld`` (two), about 10 % of the kernel on Cora."""
+        centered = T.Cast("int32", code(value, scale, zero_point, qmin, qmax, code_dtype)) - a_zero
+        if qmin >= a_zero and qmax - a_zero <= 255:
+            return T.Cast("int32", T.Cast("uint8", centered))
+        return centered
 
     @T.macro
     def prefetch_ahead(x, i, g):
