@@ -39,6 +39,15 @@ from dqc.kernels.spmm_lookup import (
 from dqc.training import train_model
 
 RESULTS = Path(__file__).parent / "results"
+# The figure's bars: each system's full call, as a speed-up over PyG FP32 eager.
+PLOTTED = [
+    ("pyg_compile_ms", "PyG torch.compile", "#9e9e9e"),
+    ("ort_fp32_ms", "ONNX Runtime FP32", "#c7b299"),
+    ("ort_int8_ms", "ONNX Runtime QDQ INT8", "#a1887f"),
+    ("dqc_fp32_ms", "dqc FP32", "#90caf9"),
+    ("dqc_int8_ms", "dqc INT8", "#1565c0"),
+    ("dqc_int4_ms", "dqc INT4", "#2e7d32"),
+]
 COLUMNS = [
     ("pyg_fp32_ms", "PyG FP32 eager"),
     ("pyg_compile_ms", "PyG FP32 torch.compile"),
@@ -127,6 +136,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     saved.write_text(json.dumps(ordered, indent=1) + "\n")
     (RESULTS / "speed.md").write_text(render(ordered))
+    plot(ordered, RESULTS / "speed.svg")
     print(f"wrote {RESULTS / 'speed.md'}")
 
 
@@ -269,6 +279,44 @@ the model is small (1,433 -> 64 -> 7), so the input dominates. One pass over it 
 arithmetic."""
 
 
+def plot(rows: list[dict], path: Path) -> None:
+    """``speed.svg``: per workload, every system's speed-up over PyG FP32 eager (log scale,
+    so 2x reads the same everywhere); the table in ``speed.md`` has the milliseconds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height = 0.8 / len(PLOTTED)
+    figure, axes = plt.subplots(figsize=(8, 1.2 + 1.1 * len(rows)))
+    for rank, (key, label, color) in enumerate(PLOTTED):
+        placed = [
+            (i, r["pyg_fp32_ms"] / r[key]) for i, r in enumerate(rows) if r.get(key) is not None
+        ]
+        positions = [i + (rank - (len(PLOTTED) - 1) / 2) * height for i, _ in placed]
+        speedups = [speedup for _, speedup in placed]
+        # bars grow from 1x (PyG's own time): rightwards when faster, leftwards when slower
+        widths = [speedup - 1 for speedup in speedups]
+        axes.barh(positions, widths, height, left=1, label=label, color=color)
+        for y, speedup in zip(positions, speedups):
+            beyond, align = (speedup * 1.04, "left") if speedup >= 1 else (speedup / 1.04, "right")
+            axes.text(beyond, y, f"{speedup:.1f}x", va="center", ha=align, fontsize=7)
+    axes.axvline(1.0, color="black", linewidth=0.8)
+    slowest = min(r["pyg_fp32_ms"] / r[key] for r in rows for key, *_ in PLOTTED if r.get(key))
+    axes.set_xlim(left=min(slowest, 1.0) / 1.5)  # room for the labels of bars below 1x
+    axes.set_xscale("log")
+    axes.set_yticks(range(len(rows)), [r["workload"] for r in rows])
+    axes.invert_yaxis()
+    axes.set_xlabel("speed-up over PyG FP32 eager (full call, log scale)")
+    axes.legend(fontsize=7, loc="lower right")
+    axes.set_title(f"{rows[0]['machine']}, {rows[0]['torch_threads']} threads", fontsize=9)
+    figure.tight_layout()
+    # no date or random ids in the file: rerendering the same numbers changes nothing
+    plt.rcParams["svg.hashsalt"] = "dqc"
+    figure.savefig(path, metadata={"Date": None})
+    plt.close(figure)
+
+
 def render(rows: list[dict]) -> str:
     lines = [
         "# Speed: dqc INT8 and INT4 against PyG FP32, ONNX Runtime and dqc FP32",
@@ -280,6 +328,8 @@ def render(rows: list[dict]) -> str:
         "the same process, one after another. ONNX Runtime runs the same models exported by",
         "`dqc export-onnx` (QDQ for INT8; graph preparation in NumPy is part of its full call).",
         "Regenerate: `python benchmarks/speed.py`.",
+        "",
+        "![speed-up over PyG FP32 eager](speed.svg)",
         "",
         f"Machine: {rows[0]['machine']} ({platform.system()}), "
         f"LLVM target {json.dumps(rows[0]['dqc_target'])}; torch {torch.__version__} "
