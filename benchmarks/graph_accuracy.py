@@ -43,6 +43,8 @@ from dqc.graph_training import train_graph_model
 from dqc.hparams import TrainSettings, model_defaults, train_defaults
 from dqc.models import ModelConfig
 
+from figures import figure, save_svg
+
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs" / "graph_accuracy.jsonl"
 SCHEMES = ("fp32", "qat-int8", "dq-int8", "qat-int4", "dq-int4")
@@ -274,6 +276,8 @@ def render_folds(done: dict) -> list[str]:
         "REDDIT-BINARY GIN, test accuracy (%) per fold (– not run yet), and the difference",
         "from FP32 fold by fold, mean ± std over the folds both ran:",
         "",
+        "![REDDIT-BINARY test accuracy per fold and scheme](reddit_binary_folds.svg)",
+        "",
         "| scheme | " + " | ".join(f"fold {f}" for f in range(FOLDS)) + " | − FP32, paired |",
         "|---|" + "---|" * (FOLDS + 1),
     ]
@@ -382,6 +386,49 @@ def render(rows: list[dict], done: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def plot_folds(done: dict, path: Path) -> None:
+    """``reddit_binary_folds.svg``: each scheme's test accuracy on every fold that ran (dots;
+    a fold's dots joined across schemes, since folds differ more than schemes do), the mean
+    (bar) and the paper's number where published (diamond)."""
+    fig, axes = figure(7, 4)
+    accuracy = {
+        scheme: [
+            done.get(run_key("reddit-binary", "gin", scheme, fold), {}).get("test")
+            for fold in range(FOLDS)
+        ]
+        for scheme in SCHEMES
+    }
+    for fold in range(FOLDS):
+        axes.plot(
+            range(len(SCHEMES)),
+            [accuracy[scheme][fold] for scheme in SCHEMES],
+            color="#bdbdbd",
+            linewidth=0.6,
+            marker="o",
+            markersize=3,
+            markerfacecolor="#616161",
+            markeredgewidth=0,
+        )
+    for x, scheme in enumerate(SCHEMES):
+        ran = [a for a in accuracy[scheme] if a is not None]
+        if ran:
+            mean = statistics.mean(ran)
+            axes.hlines(mean, x - 0.25, x + 0.25, color="#1565c0", linewidth=2)
+            axes.annotate(f"{mean:.1f} ({len(ran)})", (x + 0.27, mean), va="center", fontsize=7)
+    paper = dict(zip(("fp32", "dq-int8", "dq-int4"), PAPER["reddit-binary/gin"], strict=True))
+    published = [(SCHEMES.index(s), a) for s, a in paper.items() if a is not None]
+    axes.scatter(*zip(*published, strict=True), marker="D", color="#c62828", zorder=3)
+    axes.set_xticks(range(len(SCHEMES)), SCHEMES)
+    axes.set_xlim(-0.5, len(SCHEMES) - 0.2)
+    axes.set_ylabel("test accuracy (%)")
+    axes.set_title(
+        "REDDIT-BINARY GIN, 10-fold: folds (dots), mean over the folds run (bar, count), "
+        "paper (red)",
+        fontsize=8,
+    )
+    save_svg(fig, path)
+
+
 def replace_text(path: Path, text: str) -> None:
     """Write ``path`` whole or not at all (a sitting beside this one may be reading it)."""
     partial = path.with_name(f".{path.name}.{os.getpid()}")
@@ -402,6 +449,7 @@ def write_results(done: dict) -> None:
         before, rest = text.split(SECTION_START, 1)
         text = before + rest.split(SECTION_END, 1)[1].lstrip("\n")
     replace_text(md_path, text.rstrip("\n") + "\n\n" + render(rows, done))
+    plot_folds(done, RESULTS / "reddit_binary_folds.svg")
 
 
 def main() -> None:

@@ -38,6 +38,8 @@ from dqc.kernels.spmm_lookup import (
 )
 from dqc.training import train_model
 
+from figures import figure, save_svg
+
 RESULTS = Path(__file__).parent / "results"
 # The figure's bars: each system's full call, as a speed-up over PyG FP32 eager.
 PLOTTED = [
@@ -282,13 +284,8 @@ arithmetic."""
 def plot(rows: list[dict], path: Path) -> None:
     """``speed.svg``: per workload, every system's speed-up over PyG FP32 eager (log scale,
     so 2x reads the same everywhere); the table in ``speed.md`` has the milliseconds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     height = 0.8 / len(PLOTTED)
-    figure, axes = plt.subplots(figsize=(8, 1.2 + 1.1 * len(rows)))
+    fig, axes = figure(8, 1.2 + 1.1 * len(rows))
     for rank, (key, label, color) in enumerate(PLOTTED):
         placed = [
             (i, r["pyg_fp32_ms"] / r[key]) for i, r in enumerate(rows) if r.get(key) is not None
@@ -298,7 +295,7 @@ def plot(rows: list[dict], path: Path) -> None:
         # bars grow from 1x (PyG's own time): rightwards when faster, leftwards when slower
         widths = [speedup - 1 for speedup in speedups]
         axes.barh(positions, widths, height, left=1, label=label, color=color)
-        for y, speedup in zip(positions, speedups):
+        for y, speedup in zip(positions, speedups, strict=True):
             beyond, align = (speedup * 1.04, "left") if speedup >= 1 else (speedup / 1.04, "right")
             axes.text(beyond, y, f"{speedup:.1f}x", va="center", ha=align, fontsize=7)
     axes.axvline(1.0, color="black", linewidth=0.8)
@@ -310,11 +307,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axes.set_xlabel("speed-up over PyG FP32 eager (full call, log scale)")
     axes.legend(fontsize=7, loc="lower right")
     axes.set_title(f"{rows[0]['machine']}, {rows[0]['torch_threads']} threads", fontsize=9)
-    figure.tight_layout()
-    # no date or random ids in the file: rerendering the same numbers changes nothing
-    plt.rcParams["svg.hashsalt"] = "dqc"
-    figure.savefig(path, metadata={"Date": None})
-    plt.close(figure)
+    save_svg(fig, path)
 
 
 def render(rows: list[dict]) -> str:
