@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,6 +89,11 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
 
     if not path.is_file():
         raise fail("no such file")
+    if not zipfile.is_zipfile(path):
+        raise fail(
+            "not a checkpoint file (torch.save writes a zip archive; this one is empty, "
+            "truncated or in another format)"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about pickle protocols of odd files
             warnings.simplefilter("ignore")

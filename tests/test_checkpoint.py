@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -42,6 +43,14 @@ class _RunsCode:
         return (open, (str(self.marker), "w"))  # would create the marker file if unpickled
 
 
+def _zip_of_text(tmp_path) -> bytes:
+    """A zip archive, as torch.save writes, holding no pickle at all."""
+    archive = tmp_path / "notes.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("notes.txt", "hello")
+    return archive.read_bytes()
+
+
 def _hostile_files(tmp_path, good):
     data = good.read_bytes()
     payload = torch.load(good, weights_only=True)
@@ -49,6 +58,7 @@ def _hostile_files(tmp_path, good):
         "random bytes": bytes(range(256)) * 4,
         "empty": b"",
         "truncated": data[: len(data) // 2],
+        "other zip": _zip_of_text(tmp_path),
     }
     for name, obj in {
         "code pickle": {"format": "dqc-checkpoint", "x": _RunsCode(tmp_path / "pwned")},
@@ -66,9 +76,10 @@ def _hostile_files(tmp_path, good):
 def test_hostile_and_malformed_files_are_refused(checkpoint, tmp_path):
     good, _ = checkpoint
     expected = {
-        "random bytes": "refused by the safe loader",
-        "empty": "not a readable checkpoint",
-        "truncated": "not a readable checkpoint",
+        "random bytes": "not a checkpoint file",
+        "empty": "not a checkpoint file",
+        "truncated": "not a checkpoint file",
+        "other zip": "not a readable checkpoint",
         "code pickle": "refused by the safe loader (Unsupported global: GLOBAL io.open",
         "unknown version": "unsupported checkpoint version 99",
         "no format": "not a dqc checkpoint",
