@@ -31,6 +31,8 @@ from dqc.compiler import compile_checkpoint
 from dqc.datasets import load_node_dataset
 from dqc.sparse_input import MAX_NONZERO_FRACTION
 
+from figures import figure, save_svg
+
 RESULTS = Path(__file__).parent / "results"
 FRACTIONS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2)
 
@@ -64,7 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     saved = RESULTS / "sparse_input.json"
     if args.report_only:
-        (RESULTS / "sparse_input.md").write_text(render(json.loads(saved.read_text())))
+        write_report(json.loads(saved.read_text()))
         return
     data = load_node_dataset("cora", args.data_root)
     cora_x = aligned(data.x.numpy())
@@ -109,8 +111,51 @@ def main() -> None:
     report = {"date": datetime.date.today().isoformat(), "machine": machine, "rows": rows}
     RESULTS.mkdir(exist_ok=True)
     saved.write_text(json.dumps(report, indent=1) + "\n")
+    write_report(report)
+
+
+def write_report(report: dict) -> None:
     (RESULTS / "sparse_input.md").write_text(render(report))
-    print(f"wrote {RESULTS / 'sparse_input.md'}")
+    plot(report, RESULTS / "sparse_input.svg")
+    print(f"wrote {RESULTS / 'sparse_input.md'} and sparse_input.svg")
+
+
+def plot(report: dict, path: Path) -> None:
+    """``sparse_input.svg``: both builds' time against the input's nonzero share (the
+    synthetic inputs as lines, Cora's own input as points), and the ``auto`` threshold."""
+    fig, axes = figure(6, 3.6)
+    synthetic = sorted(
+        (r for r in report["rows"] if r["input"] != "cora"), key=lambda r: r["nonzero_fraction"]
+    )
+    shares = [100 * r["nonzero_fraction"] for r in synthetic]
+    for key, label, color in (
+        ("sparse_ms", "--sparse-input on", "#1565c0"),
+        ("dense_ms", "--sparse-input off", "#9e9e9e"),
+    ):
+        axes.plot(shares, [r[key] for r in synthetic], marker="o", color=color, label=label)
+        for r in report["rows"]:
+            if r["input"] == "cora":
+                axes.plot(
+                    100 * r["nonzero_fraction"],
+                    r[key],
+                    marker="*",
+                    markersize=11,
+                    color=color,
+                    linestyle="none",
+                )
+    axes.axvline(100 * MAX_NONZERO_FRACTION, color="black", linestyle=":", linewidth=1)
+    axes.annotate(
+        "auto: sparse up to here",
+        (100 * MAX_NONZERO_FRACTION, axes.get_ylim()[1]),
+        xytext=(4, -12),
+        textcoords="offset points",
+        fontsize=7,
+    )
+    axes.set_xlabel("nonzero input features (%); star: Cora's own input")
+    axes.set_ylabel("forward (ms)")
+    axes.set_title(f"Cora GCN DQ-INT8, {report['machine']}", fontsize=8)
+    axes.legend(fontsize=7, loc="lower right")
+    save_svg(fig, path)
 
 
 def render(report: dict) -> str:
@@ -121,10 +166,12 @@ def render(report: dict) -> str:
         "same Cora GCN (DQ-INT8) compiled with `--sparse-input on` and `off`, on inputs of",
         "Cora's shape (2,708 x 1,433 0/1 features) with the given share of ones; both builds",
         "gave identical logits on every input. `auto` uses the sparse kernel up to",
-        f"{MAX_NONZERO_FRACTION:.0%} nonzero (INT8 builds, AVX-512 targets).",
+        f"{MAX_NONZERO_FRACTION:.0%} nonzero (INT8 and INT4 builds, AVX-512 targets).",
         "",
         f"Regenerate: `python benchmarks/sparse_input.py`. {report['machine']};",
         f"{report['date']}.",
+        "",
+        "![forward time against the nonzero share, both builds](sparse_input.svg)",
         "",
         "| input | nonzero | sparse (ms) | dense (ms) | dense / sparse |",
         "|---|---|---|---|---|",
