@@ -43,8 +43,6 @@ from dqc.graph_training import train_graph_model
 from dqc.hparams import TrainSettings, model_defaults, train_defaults
 from dqc.models import ModelConfig
 
-from figures import figure, save_svg
-
 RESULTS = Path(__file__).parent / "results"
 RUNS = RESULTS / "runs" / "graph_accuracy.jsonl"
 SCHEMES = ("fp32", "qat-int8", "dq-int8", "qat-int4", "dq-int4")
@@ -390,6 +388,10 @@ def plot_folds(done: dict, path: Path) -> None:
     """``reddit_binary_folds.svg``: each scheme's test accuracy on every fold that ran (dots;
     a fold's dots joined across schemes, since folds differ more than schemes do), the mean
     (bar) and the paper's number where published (diamond)."""
+    # imported here: notebooks/accuracy.ipynb imports this module as benchmarks.graph_accuracy,
+    # where the sibling module is not on the path (and it draws its own figures)
+    from figures import figure, save_svg
+
     fig, axes = figure(7, 4)
     accuracy = {
         scheme: [
