@@ -1,6 +1,6 @@
 """Figures for the committed results: matplotlib without a display, written as SVG that
 changes only when the numbers do (no date, fixed element ids), so a re-render of the same
-results leaves git clean."""
+results leaves git clean. matplotlib comes with the test extra (``pip install -e ".[test]"``)."""
 
 from __future__ import annotations
 
