@@ -26,7 +26,7 @@ import torch
 import tvm
 from tvm.target import codegen
 
-from dqc.bench import run_bench
+from dqc.bench import MIN_TIMED_SECONDS, run_bench
 from dqc.checkpoint import save_checkpoint
 from dqc.kernels.spmm_csr import PREFETCH_EDGES
 from dqc.kernels.spmm_lookup import (
@@ -315,7 +315,8 @@ def render(rows: list[dict]) -> str:
         "# Speed: dqc INT8 and INT4 against PyG FP32, ONNX Runtime and dqc FP32",
         "",
         "Median wall time (ms) of one inference from `(x, edge_index)` to logits, graph",
-        "normalization and CSR construction included, after a warm-up; the *prepared* rows",
+        "normalization and CSR construction included, after a warm-up, over at least",
+        f"{rows[0]['repeats']} calls and at least {MIN_TIMED_SECONDS} s of them; the *prepared* rows",
         "time the same models with the graph prepared once beforehand (PyG: self-loops and",
         "normalization cached; dqc: CSR built by `prepare`). All columns of a workload ran in",
         "the same process, one after another. ONNX Runtime runs the same models exported by",

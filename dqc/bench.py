@@ -47,6 +47,12 @@ from dqc.sparse_input import NONZERO_KEY, nonzero_fraction
 from dqc.targets import is_cross, resolve_target, target_arch
 from dqc.workloads import GRAPH_WORKLOADS, REDDIT_SHAPE, WORKLOADS, graph_batch, reddit_shaped
 
+# Timed calls per column: at least the requested repeats, then more until this much time
+# has been measured (a 1 ms Cora call gets ~500 samples, a 4 s PyG call on the Reddit
+# shape just the repeats).
+MIN_TIMED_SECONDS = 0.5
+MAX_CALLS = 2000
+
 
 def _cpu_name() -> str:
     """The CPU's model name (Linux), else what ``platform`` knows."""
@@ -60,10 +66,12 @@ def _cpu_name() -> str:
 
 
 def median_ms(call: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``call`` in milliseconds, after one warm-up call."""
+    """Median wall time of ``call`` in milliseconds, after one warm-up call: over at least
+    ``repeats`` calls, and over as many more as fit in ``MIN_TIMED_SECONDS`` (at most
+    ``MAX_CALLS``), so a millisecond call's median is not ten samples of a busy machine."""
     call()
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or (sum(times) < MIN_TIMED_SECONDS and len(times) < MAX_CALLS):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)

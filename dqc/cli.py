@@ -420,7 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
         "model", nargs="?", help="checkpoint (optional for reddit-shaped and *-batch workloads)"
     )
     bench.add_argument("--workload", default="cora", choices=WORKLOADS, help="graph to time on")
-    bench.add_argument("--repeats", type=int, default=10, help="timed calls per column")
+    bench.add_argument(
+        "--repeats",
+        type=int,
+        default=10,
+        help="timed calls per column, at least (more until 0.5 s of calls is timed)",
+    )
     bench.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile")
     bench.add_argument("--target", default="host", help="target of the dqc builds (as compile)")
     _add_remote(bench)
