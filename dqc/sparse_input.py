@@ -16,7 +16,7 @@ from dqc.schemes import get_scheme
 MODES = ("auto", "on", "off")
 NONZERO_KEY = "input_nonzero_fraction"
 # Largest nonzero share for which the sparse kernel beat the dense path in
-# benchmarks/sparse_input.py (on Cora's shape: 1.35x faster than dense at 5 %, even at 12 %).
+# benchmarks/sparse_input.py (on Cora's shape: 1.12x faster than dense at 5 %, slower from 8 %).
 MAX_NONZERO_FRACTION = 0.05
 
 
