@@ -232,22 +232,33 @@ def lookup_row(
     if packed:
         bases += [columns + v * lanes for v in range(vectors)]
     pairs = lanes // 2
-    half = len(bases) * pairs  # even features in [0, half), odd ones in [half, 2 * half)
-    acc = T.decl_buffer((2 * half,), "int32", scope="global")
-    run = T.decl_buffer((2 * half,), "uint16", scope="global")  # words' sums, high bytes'
+    # Per looked-up vector (slot): its even and odd features' sums, and the uint16 runs
+    # (words' sums, high bytes') they are widened from, each a stack buffer of ``pairs``
+    # values. TVM puts a kernel buffer of 1 KB or more on the heap, allocated for every row:
+    # one buffer for all slots reached that at 256 features (INT4: 146, ZINC's width).
+    acc = [[T.decl_buffer((pairs,), "int32", scope="global") for _ in range(2)] for _ in bases]
+    run = [[T.decl_buffer((pairs,), "uint16", scope="global") for _ in range(2)] for _ in bases]
     eight = tirx.Broadcast(tirx.const(8, "uint16"), pairs)
 
-    def widen() -> None:
-        with T.serial(half) as j:
-            low = run[j] - tirx.shift_left(run[half + j], tirx.const(8, "uint16"))
-            T.buffer_store(acc, acc[j] + tirx.Cast("int32", low), [j])
-            T.buffer_store(acc, acc[half + j] + tirx.Cast("int32", run[half + j]), [half + j])
-        with T.serial(2 * half) as j:
-            T.buffer_store(run, tirx.const(0, "uint16"), [j])
+    def clear_runs() -> None:
+        for words, highs in run:
+            with T.serial(pairs) as j:
+                T.buffer_store(words, tirx.const(0, "uint16"), [j])
+                T.buffer_store(highs, tirx.const(0, "uint16"), [j])
 
-    with T.serial(2 * half) as j:
-        T.buffer_store(acc, tirx.const(0, "int32"), [j])
-        T.buffer_store(run, tirx.const(0, "uint16"), [j])
+    def widen() -> None:
+        for (even, odd), (words, highs) in zip(acc, run, strict=True):
+            with T.serial(pairs) as j:
+                low = words[j] - tirx.shift_left(highs[j], tirx.const(8, "uint16"))
+                T.buffer_store(even, even[j] + tirx.Cast("int32", low), [j])
+                T.buffer_store(odd, odd[j] + tirx.Cast("int32", highs[j]), [j])
+        clear_runs()
+
+    for even, odd in acc:
+        with T.serial(pairs) as j:
+            T.buffer_store(even, tirx.const(0, "int32"), [j])
+            T.buffer_store(odd, tirx.const(0, "int32"), [j])
+    clear_runs()
     with T.serial(begin, end) as k:
         prefetch(k)
         code = tirx.Cast("int64", tirx.Cast("uint8", edge_code(k)))
@@ -261,23 +272,27 @@ def lookup_row(
                 looked.append((vectors + v, high))
             else:
                 looked.append((v, _lookup(table, code * TABLE_ROW, index)))
-        for slot, words in looked:
-            for start, part in ((slot * pairs, words), (half + slot * pairs, words >> eight)):
-                at = tirx.Ramp(start, 1, pairs)
-                T.buffer_store(run, run[at] + part, [at])
+        for slot, entries_words in looked:
+            words, highs = run[slot]
+            at = tirx.Ramp(0, 1, pairs)
+            T.buffer_store(words, words[at] + entries_words, [at])
+            T.buffer_store(highs, highs[at] + (entries_words >> eight), [at])
         with T.If(tirx.floormod(k - begin, RUN) == RUN - 1):
             with T.Then():
                 widen()
     widen()
-    # Back to feature order first (LLVM turns the pairs into two-source shuffles), so that
-    # the epilogue reads and writes contiguous lanes: a strided output would be written one
-    # byte at a time. A packed row's high-nibble slots come last: their features overwrite
-    # the lanes a partial low vector looked up past the row's bytes.
-    ordered = T.decl_buffer((bases[-1] + lanes,), "int32", scope="global")
+    # Back to feature order, a slot at a time (LLVM turns the pairs into two-source
+    # shuffles), so that the epilogue reads and writes contiguous lanes: a strided output
+    # would be written one byte at a time. A slot stores only its own features: a packed
+    # row's low slots end at its bytes (``columns``), where its high slots' features begin.
     count = tirx.Cast("int32", end - begin) * tirx.const(correction, "int32")
     for slot, base in enumerate(bases):
+        low_nibbles = packed and slot < vectors
+        stop = min(base + lanes, columns if low_nibbles else width)
+        even, odd = acc[slot]
+        ordered = T.decl_buffer((lanes,), "int32", scope="global")
         with T.serial(pairs) as i:
-            T.buffer_store(ordered, acc[slot * pairs + i] + count, [base + 2 * i])
-            T.buffer_store(ordered, acc[half + slot * pairs + i] + count, [base + 2 * i + 1])
-    with T.serial(width) as j:
-        store(ordered[j], j)
+            T.buffer_store(ordered, even[i] + count, [2 * i])
+            T.buffer_store(ordered, odd[i] + count, [2 * i + 1])
+        with T.serial(stop - base) as j:
+            store(ordered[j], base + j)
