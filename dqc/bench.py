@@ -65,17 +65,23 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def median_ms(call: Callable[[], object], repeats: int) -> float:
-    """Median wall time of ``call`` in milliseconds, after one warm-up call: over at least
-    ``repeats`` calls, and over as many more as fit in ``MIN_TIMED_SECONDS`` (at most
-    ``MAX_CALLS``), so a millisecond call's median is not ten samples of a busy machine."""
-    call()
-    times = []
-    while len(times) < repeats or (sum(times) < MIN_TIMED_SECONDS and len(times) < MAX_CALLS):
-        start = time.perf_counter()
+def interleaved_ms(calls: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Median wall time in ms of each call, the calls taking turns round by round, so that a
+    slow spell of a shared machine slows every column alike and the ratios hold; after one
+    warm-up round, over at least ``repeats`` rounds and as many more as it takes to spend
+    ``MIN_TIMED_SECONDS`` per call in all (at most ``MAX_CALLS`` rounds)."""
+    for call in calls.values():
         call()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    rounds, spent, budget = 0, 0.0, MIN_TIMED_SECONDS * len(calls)
+    while calls and (rounds < repeats or (spent < budget and rounds < MAX_CALLS)):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+            spent += times[name][-1]
+        rounds += 1
+    return {name: 1e3 * statistics.median(values) for name, values in times.items()}
 
 
 def calibrated_model(name: str, config: ModelConfig, inputs: tuple, protect_prob) -> Path:
@@ -192,45 +198,47 @@ def _check_task(workload: str, checkpoint: Path, task: str) -> None:
         )
 
 
-def _time_dqc(directory: Path, workload: Workload, repeats: int, remote: dict) -> tuple:
-    """Medians in ms of a compiled model's full call, call on a prepared graph, and time in
-    its CSR aggregation kernels; and where it ran. Remote models are timed on the server by
-    TVM's time evaluator, full calls only."""
-    model = load(directory, **remote)
+def _dqc_calls(model, workload: Workload, name: str) -> dict:
+    """The full call and the call on a prepared graph of an in-process compiled model."""
     inputs, x = workload.inputs, workload.x
-    if remote:
-        return model.time_ms(*inputs, repeats=repeats), None, None, model.where
-    full = median_ms(lambda: model.predict(*inputs), repeats)
     graph = model.prepare(*inputs)
-    prepared = median_ms(lambda: model.forward(x, graph), repeats)
-    aggregation = statistics.median(
-        sum(ms for name, ms in model.kernel_ms(x, graph).items() if "spmm_csr" in name)
+    return {
+        f"dqc_{name}_ms": lambda: model.predict(*inputs),
+        f"dqc_{name}_prepared_ms": lambda: model.forward(x, graph),
+    }
+
+
+def _aggregation_ms(model, workload: Workload, repeats: int) -> float:
+    """Median ms in the CSR aggregation kernels of one ``forward`` (kernel by kernel)."""
+    graph = model.prepare(*workload.inputs)
+    return statistics.median(
+        sum(ms for name, ms in model.kernel_ms(workload.x, graph).items() if "spmm_csr" in name)
         for _ in range(repeats)
     )
-    return full, prepared, aggregation, model.where
 
 
-def _time_ort(directory: Path, builds: dict, x, edge_index, repeats: int) -> dict:
-    """``ort_<name>_ms`` / ``ort_<name>_prepared_ms`` of the FP32 and INT8 builds exported
-    to ONNX (``dqc export-onnx``) and run by ONNX Runtime on this machine."""
-    times = {}
+def _ort_calls(directory: Path, builds: dict, x, edge_index) -> dict:
+    """``ort_<name>_ms`` / ``ort_<name>_prepared_ms`` calls of the FP32 and INT8 builds
+    exported to ONNX (``dqc export-onnx``) and run by ONNX Runtime on this machine."""
+    calls = {}
     for name in ("fp32", "int8"):
         if name not in builds:
             continue
         path, quantized = builds[name]
         model = OnnxModel(export_onnx(path, directory / f"{name}.onnx", quantized))
         feeds = model.prepare(x, edge_index)
-        full, prepared = model.predict, functools.partial(model.forward, feeds)
-        times[f"ort_{name}_ms"] = median_ms(functools.partial(full, x, edge_index), repeats)
-        times[f"ort_{name}_prepared_ms"] = median_ms(prepared, repeats)
-    return times
+        calls[f"ort_{name}_ms"] = functools.partial(model.predict, x, edge_index)
+        calls[f"ort_{name}_prepared_ms"] = functools.partial(model.forward, feeds)
+    return calls
 
 
-def _torch_compile_ms(model, inputs: tuple, repeats: int) -> tuple[float | None, str | None]:
+def _torch_compiled(model, inputs: tuple) -> tuple[Callable | None, str | None]:
+    """PyG under ``torch.compile``, compiled by a first call; or why it failed."""
     try:
         compiled = torch.compile(model, dynamic=False)
         with torch.no_grad():
-            return median_ms(lambda: compiled(*inputs), repeats), None
+            compiled(*inputs)
+        return torch.no_grad()(lambda: compiled(*inputs)), None
     except Exception as err:  # inductor may be unavailable or fail on a PyG op
         return None, f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
 
@@ -290,37 +298,43 @@ def run_bench(
             manifest = read_manifest(Path(tmp) / name)
             result[f"dqc_{name}_weight_bytes"] = manifest["constant_bytes"]
             result[f"dqc_{name}_sparse_input"] = manifest["sparse_input"]
+        calls = {}
         for name in builds:
-            log(f"time dqc {name}")
-            timed = _time_dqc(Path(tmp) / name, graph, repeats, remote)
-            for column, value in zip(("ms", "prepared_ms", "aggregation_ms"), timed, strict=False):
-                result[f"dqc_{name}_{column}"] = value
-            result["dqc_runs_on"] = timed[-1]
+            model = load(Path(tmp) / name, **remote)
+            result["dqc_runs_on"] = model.where
+            if remote:  # timed on the server by TVM's time evaluator, full calls only
+                log(f"time dqc {name} on {model.where}")
+                result[f"dqc_{name}_ms"] = model.time_ms(*graph.inputs, repeats=repeats)
+                result[f"dqc_{name}_prepared_ms"] = result[f"dqc_{name}_aggregation_ms"] = None
+                continue
+            calls.update(_dqc_calls(model, graph, name))
+            result[f"dqc_{name}_aggregation_ms"] = _aggregation_ms(model, graph, repeats)
 
-    inputs = [torch.from_numpy(a) for a in graph.inputs]
-    eager = to_pyg(ckpt.model, arch)
-    prepared = to_pyg(ckpt.model, arch, prepared=True)
-    prepared_inputs = list(inputs)
-    if arch == "gat":
-        prepared_inputs[1] = add_remaining_self_loops(inputs[1], num_nodes=x.shape[0])[0]
-    with torch.no_grad():
+        inputs = [torch.from_numpy(a) for a in graph.inputs]
+        eager = to_pyg(ckpt.model, arch)
+        prepared = to_pyg(ckpt.model, arch, prepared=True)
+        prepared_inputs = list(inputs)
+        if arch == "gat":
+            prepared_inputs[1] = add_remaining_self_loops(inputs[1], num_nodes=x.shape[0])[0]
         # One pass over the input features: no program that reads them is faster than this.
-        result["input_read_ms"] = median_ms(lambda: inputs[0].sum(), repeats)
-        log("time PyG eager")
-        result["pyg_fp32_ms"] = median_ms(lambda: eager(*inputs), repeats)
-        result["pyg_fp32_prepared_ms"] = median_ms(lambda: prepared(*prepared_inputs), repeats)
-    if torch_compile:
-        log("time PyG under torch.compile")
-        ms, error = _torch_compile_ms(eager, inputs, repeats)
-        result["pyg_compile_ms"] = ms
-        if error:
-            result["pyg_compile_error"] = error
-    if graph.batch is None:
-        log("time ONNX Runtime")
-        with tempfile.TemporaryDirectory() as tmp:
-            result.update(_time_ort(Path(tmp), builds, x, edge_index, repeats))
-    else:
-        result["ort_skipped"] = "dqc's ONNX export covers node-level models only"
+        calls["input_read_ms"] = lambda: inputs[0].sum()
+        calls["pyg_fp32_ms"] = torch.no_grad()(lambda: eager(*inputs))
+        calls["pyg_fp32_prepared_ms"] = torch.no_grad()(lambda: prepared(*prepared_inputs))
+        if torch_compile:
+            log("compile PyG with torch.compile")
+            compiled, error = _torch_compiled(eager, inputs)
+            result["pyg_compile_ms"] = None
+            if compiled is not None:
+                calls["pyg_compile_ms"] = compiled
+            else:
+                result["pyg_compile_error"] = error
+        if graph.batch is None:
+            log("export to ONNX for ONNX Runtime")
+            calls.update(_ort_calls(Path(tmp), builds, x, edge_index))
+        else:
+            result["ort_skipped"] = "dqc's ONNX export covers node-level models only"
+        log(f"time {len(calls)} columns, taking turns")
+        result.update(interleaved_ms(calls, repeats))
     for column in [k for k in result if k.endswith("_ms")]:
         result[column] = None if result[column] is None else round(result[column], 3)
     if "dqc_int8_ms" in result:

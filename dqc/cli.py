@@ -424,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeats",
         type=int,
         default=10,
-        help="timed calls per column, at least (more until 0.5 s of calls is timed)",
+        help="rounds of timed calls, the columns taking turns (more until 0.5 s per column)",
     )
     bench.add_argument("--no-torch-compile", action="store_true", help="skip torch.compile")
     bench.add_argument("--target", default="host", help="target of the dqc builds (as compile)")
