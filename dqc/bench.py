@@ -208,6 +208,13 @@ def _dqc_calls(model, workload: Workload, name: str) -> dict:
     }
 
 
+def _remote_ms(directory: Path, workload: Workload, repeats: int, remote: dict) -> tuple:
+    """The median ms of a full call on the TVM RPC server (its time evaluator), and where it
+    ran. The session closes on return: a server takes one session at a time."""
+    model = load(directory, **remote)
+    return model.time_ms(*workload.inputs, repeats=repeats), model.where
+
+
 def _aggregation_ms(model, workload: Workload, repeats: int) -> float:
     """Median ms in the CSR aggregation kernels of one ``forward`` (kernel by kernel)."""
     graph = model.prepare(*workload.inputs)
@@ -300,13 +307,14 @@ def run_bench(
             result[f"dqc_{name}_sparse_input"] = manifest["sparse_input"]
         calls = {}
         for name in builds:
-            model = load(Path(tmp) / name, **remote)
-            result["dqc_runs_on"] = model.where
             if remote:  # timed on the server by TVM's time evaluator, full calls only
-                log(f"time dqc {name} on {model.where}")
-                result[f"dqc_{name}_ms"] = model.time_ms(*graph.inputs, repeats=repeats)
+                log(f"time dqc {name} remotely")
+                timed = _remote_ms(Path(tmp) / name, graph, repeats, remote)
+                result[f"dqc_{name}_ms"], result["dqc_runs_on"] = timed
                 result[f"dqc_{name}_prepared_ms"] = result[f"dqc_{name}_aggregation_ms"] = None
                 continue
+            model = load(Path(tmp) / name)
+            result["dqc_runs_on"] = model.where
             calls.update(_dqc_calls(model, graph, name))
             result[f"dqc_{name}_aggregation_ms"] = _aggregation_ms(model, graph, repeats)
 
